@@ -1,0 +1,139 @@
+package output
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// shardLimits are the write limits of one shard, counted as Kinesis counts
+// them: records, and bytes of data plus partition key.
+type shardLimits struct {
+	recordsPerSecond float64
+	bytesPerSecond   float64
+	// maxRecordBytes is the largest record that can be sent; the byte bucket
+	// must hold at least that much or such a record would never fit.
+	maxRecordBytes int
+}
+
+const (
+	// On throttling the rate drops to this fraction of what it was...
+	aimdDecrease = 0.7
+	// ...at most once in this period, since one burst of throttles is one
+	// signal, not hundreds.
+	aimdDecreaseCooldown = 500 * time.Millisecond
+	// Without throttling it climbs back by this fraction of the configured
+	// limit per second.
+	aimdIncreasePerSecond = 0.1
+	// It never falls below this fraction, so a shard is never starved.
+	aimdFloor = 0.05
+)
+
+// shardLimiter keeps one shard under its write limits with two token buckets
+// (records and bytes, one second of burst) and scales both by an AIMD factor:
+// multiplicative decrease when Kinesis throttles the shard anyway (another
+// producer shares it), additive increase while it does not.
+type shardLimiter struct {
+	mu           sync.Mutex
+	limits       shardLimits
+	records      *rate.Limiter
+	bytes        *rate.Limiter
+	factor       float64
+	lastDecrease time.Time
+	lastIncrease time.Time
+}
+
+func newShardLimiter(l shardLimits, now time.Time) *shardLimiter {
+	burstBytes := int(l.bytesPerSecond)
+	if burstBytes < l.maxRecordBytes {
+		burstBytes = l.maxRecordBytes
+	}
+	burstRecords := int(l.recordsPerSecond)
+	if burstRecords < 1 {
+		burstRecords = 1
+	}
+	return &shardLimiter{
+		limits:       l,
+		records:      rate.NewLimiter(rate.Limit(l.recordsPerSecond), burstRecords),
+		bytes:        rate.NewLimiter(rate.Limit(l.bytesPerSecond), burstBytes),
+		factor:       1,
+		lastIncrease: now,
+	}
+}
+
+// take admits one record of size bytes at now if both buckets hold enough;
+// otherwise it takes nothing and says how long until they may.
+func (l *shardLimiter) take(now time.Time, size int) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	recTokens := l.records.TokensAt(now)
+	byteTokens := l.bytes.TokensAt(now)
+	if recTokens >= 1 && byteTokens >= float64(size) {
+		l.records.AllowN(now, 1)
+		l.bytes.AllowN(now, size)
+		return true, 0
+	}
+	wait := deficitWait(1-recTokens, float64(l.records.Limit()))
+	if w := deficitWait(float64(size)-byteTokens, float64(l.bytes.Limit())); w > wait {
+		wait = w
+	}
+	return false, wait
+}
+
+// deficitWait is how long a bucket refilling at perSecond takes to gain
+// deficit tokens, rounded up to a millisecond so callers never spin.
+func deficitWait(deficit, perSecond float64) time.Duration {
+	if deficit <= 0 {
+		return 0
+	}
+	d := time.Duration(math.Ceil(deficit / perSecond * float64(time.Second)))
+	if d < time.Millisecond {
+		d = time.Millisecond
+	}
+	return d
+}
+
+// throttled records that Kinesis refused a record for this shard's throughput.
+func (l *shardLimiter) throttled(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.lastDecrease.IsZero() && now.Sub(l.lastDecrease) < aimdDecreaseCooldown {
+		return
+	}
+	l.lastDecrease = now
+	l.lastIncrease = now
+	l.setFactor(now, l.factor*aimdDecrease)
+}
+
+// succeeded records that Kinesis took records for this shard without
+// throttling any.
+func (l *shardLimiter) succeeded(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.factor >= 1 {
+		l.lastIncrease = now
+		return
+	}
+	elapsed := now.Sub(l.lastIncrease)
+	if elapsed <= 0 {
+		return
+	}
+	l.lastIncrease = now
+	l.setFactor(now, l.factor+aimdIncreasePerSecond*elapsed.Seconds())
+}
+
+func (l *shardLimiter) setFactor(now time.Time, f float64) {
+	f = math.Min(1, math.Max(aimdFloor, f))
+	l.factor = f
+	l.records.SetLimitAt(now, rate.Limit(l.limits.recordsPerSecond*f))
+	l.bytes.SetLimitAt(now, rate.Limit(l.limits.bytesPerSecond*f))
+}
+
+// rateFactor is the fraction of the configured limits currently allowed.
+func (l *shardLimiter) rateFactor() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.factor
+}

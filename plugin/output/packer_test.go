@@ -1,0 +1,198 @@
+package output
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func admitAll(*outRecord, time.Time) (bool, time.Duration) { return true, 0 }
+
+func records(n, size int) []outRecord {
+	recs := make([]outRecord, n)
+	for i := range recs {
+		recs[i] = outRecord{partitionKey: fmt.Sprintf("k%d", i), size: size, index: i}
+	}
+	return recs
+}
+
+func allPending(recs []outRecord) []int {
+	p := make([]int, len(recs))
+	for i := range p {
+		p[i] = i
+	}
+	return p
+}
+
+func TestPackRequestLimits(t *testing.T) {
+	const mib = 1 << 20
+	cases := []struct {
+		name      string
+		recs      []outRecord
+		wantFirst int // records in the first request
+	}{
+		{"500 records fit", records(500, 10), 500},
+		{"501st record waits", records(501, 10), 500},
+		{"5 records of exactly 1 MiB fill 5 MiB", records(5, mib), 5},
+		{"6th MiB waits", records(6, mib), 5},
+		{"one byte over 5 MiB waits", append(records(4, mib), outRecord{partitionKey: "x", size: mib + 1}), 4},
+		{"small records after a big one still count", append(records(5, mib-1), records(10, 1)...), 10},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, wait := packRequest(c.recs, allPending(c.recs), t0, false, admitAll, nil, nil)
+			if len(req) != c.wantFirst || wait != 0 {
+				t.Fatalf("request of %d records (wait %v), want %d", len(req), wait, c.wantFirst)
+			}
+			bytes := 0
+			for j, i := range req {
+				if i != j {
+					t.Fatalf("request[%d] = record %d, want batch order", j, i)
+				}
+				bytes += c.recs[i].size
+			}
+			if bytes > maxRequestBytes {
+				t.Fatalf("request of %d bytes", bytes)
+			}
+		})
+	}
+}
+
+func TestPackRequestPartitionKeyCounts(t *testing.T) {
+	// size is data plus key: 5 records whose data alone fit 5 MiB, but not with keys.
+	recs := records(5, 1<<20)
+	for i := range recs {
+		recs[i].size = 1<<20 + len(recs[i].partitionKey)
+	}
+	req, _ := packRequest(recs, allPending(recs), t0, false, admitAll, nil, nil)
+	if len(req) != 4 {
+		t.Fatalf("request of %d records, want 4 (keys count towards 5 MiB)", len(req))
+	}
+}
+
+func TestPackRequestBackoffAndLimiter(t *testing.T) {
+	recs := records(4, 10)
+	recs[0].notBefore = t0.Add(300 * time.Millisecond)
+	recs[1].shard = &shardState{id: "hot"}
+	admit := func(r *outRecord, _ time.Time) (bool, time.Duration) {
+		if r.shard != nil && r.shard.id == "hot" {
+			return false, 40 * time.Millisecond
+		}
+		return true, 0
+	}
+	req, wait := packRequest(recs, allPending(recs), t0, false, admit, nil, nil)
+	if fmt.Sprint(req) != "[2 3]" || wait != 0 {
+		t.Fatalf("request %v wait %v, want [2 3] at once", req, wait)
+	}
+	req, wait = packRequest(recs, []int{0, 1}, t0, false, admit, nil, nil)
+	if len(req) != 0 || wait != 40*time.Millisecond {
+		t.Fatalf("request %v wait %v, want none and 40ms", req, wait)
+	}
+	req, wait = packRequest(recs, []int{0}, t0, false, admit, nil, nil)
+	if len(req) != 0 || wait != 300*time.Millisecond {
+		t.Fatalf("request %v wait %v, want none and 300ms", req, wait)
+	}
+}
+
+func TestPackRequestOrderPerKey(t *testing.T) {
+	recs := records(6, 10)
+	for i, k := range []string{"A", "B", "A", "C", "B", "A"} {
+		recs[i].partitionKey = k
+	}
+	seen := map[string]struct{}{}
+	req, _ := packRequest(recs, allPending(recs), t0, true, admitAll, nil, seen)
+	if fmt.Sprint(req) != "[0 1 3]" {
+		t.Fatalf("request %v, want the first record of each key: [0 1 3]", req)
+	}
+	// A's first record is backing off: no later A may overtake it.
+	recs[0].notBefore = t0.Add(time.Second)
+	req, wait := packRequest(recs, []int{0, 2, 4, 5}, t0, true, admitAll, nil, seen)
+	if fmt.Sprint(req) != "[4]" || wait != 0 {
+		t.Fatalf("request %v wait %v, want [4]", req, wait)
+	}
+	// Without the option, later records of A go ahead.
+	req, _ = packRequest(recs, []int{0, 2, 4, 5}, t0, false, admitAll, nil, nil)
+	if fmt.Sprint(req) != "[2 4 5]" {
+		t.Fatalf("request %v, want [2 4 5]", req)
+	}
+}
+
+func TestShardLimiterBuckets(t *testing.T) {
+	l := newShardLimiter(shardLimits{recordsPerSecond: 1000, bytesPerSecond: 1 << 20, maxRecordBytes: 1 << 20}, t0)
+	for i := 0; i < 1000; i++ {
+		if ok, _ := l.take(t0, 10); !ok {
+			t.Fatalf("record %d refused inside the burst", i)
+		}
+	}
+	ok, wait := l.take(t0, 10)
+	if ok || wait != time.Millisecond {
+		t.Fatalf("1001st record: ok=%v wait=%v, want refused for 1ms", ok, wait)
+	}
+	if ok, _ := l.take(t0.Add(time.Millisecond), 10); !ok {
+		t.Fatal("refused after a millisecond's refill")
+	}
+
+	b := newShardLimiter(shardLimits{recordsPerSecond: 1000, bytesPerSecond: 1 << 20, maxRecordBytes: 1 << 20}, t0)
+	if ok, _ := b.take(t0, 1<<20); !ok {
+		t.Fatal("a 1 MiB record refused by a full bucket")
+	}
+	ok, wait = b.take(t0, 1<<19)
+	if ok || wait != 500*time.Millisecond {
+		t.Fatalf("half a MiB more: ok=%v wait=%v, want refused for 500ms", ok, wait)
+	}
+	if ok, _ := b.take(t0.Add(500*time.Millisecond), 1<<19); !ok {
+		t.Fatal("refused after the bucket refilled")
+	}
+
+	// A stream raised to 10 MiB records: the bucket must hold one.
+	big := newShardLimiter(shardLimits{recordsPerSecond: 1000, bytesPerSecond: 1 << 20, maxRecordBytes: 10 << 20}, t0)
+	if ok, _ := big.take(t0, 10<<20); !ok {
+		t.Fatal("a 10 MiB record never fits")
+	}
+}
+
+func TestShardLimiterAIMD(t *testing.T) {
+	l := newShardLimiter(shardLimits{recordsPerSecond: 1000, bytesPerSecond: 1 << 20, maxRecordBytes: 1 << 20}, t0)
+	steps := []struct {
+		at        time.Duration
+		throttled bool
+		want      float64
+	}{
+		{0, true, 0.7},
+		{100 * time.Millisecond, true, 0.7}, // same burst of throttles: one signal
+		{600 * time.Millisecond, true, 0.49},
+		{1600 * time.Millisecond, false, 0.59},
+		{2600 * time.Millisecond, false, 0.69},
+		{20 * time.Second, false, 1},
+	}
+	for _, s := range steps {
+		if s.throttled {
+			l.throttled(t0.Add(s.at))
+		} else {
+			l.succeeded(t0.Add(s.at))
+		}
+		if got := l.rateFactor(); got < s.want-1e-9 || got > s.want+1e-9 {
+			t.Fatalf("after %v: factor %v, want %v", s.at, got, s.want)
+		}
+	}
+	for i := 0; i < 100; i++ {
+		l.throttled(t0.Add(time.Minute + time.Duration(i)*time.Second))
+	}
+	if got := l.rateFactor(); got != aimdFloor {
+		t.Fatalf("factor %v after many throttles, want the floor %v", got, aimdFloor)
+	}
+	// At the floor the bucket refills at 5% of 1000/s: 50 records a second.
+	now := t0.Add(3 * time.Minute)
+	taken := 0
+	for ; ; taken++ {
+		if ok, _ := l.take(now, 1); !ok {
+			break
+		}
+	}
+	_, wait := l.take(now, 1)
+	if wait != 20*time.Millisecond {
+		t.Fatalf("wait %v at the floor, want 20ms (50 records/s)", wait)
+	}
+}

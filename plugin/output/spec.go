@@ -1,0 +1,255 @@
+// Package output is the aws_kinesis output: it batches messages into
+// PutRecords calls, predicts each record's shard, keeps every shard under its
+// write limits and retries only the records that failed.
+//
+// Register adds it to a Benthos environment under a name of the caller's
+// choosing; the benthos-kinesis binary registers it as aws_kinesis.
+package output
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/cenkalti/backoff/v4"
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/benthos-kinesis/benthos-kinesis/internal/awssession"
+)
+
+const (
+	fieldStream             = "stream"
+	fieldPartitionKey       = "partition_key"
+	fieldHashKey            = "hash_key"
+	fieldBatching           = "batching"
+	fieldMaxRetries         = "max_retries"
+	fieldBackoff            = "backoff"
+	fieldShardLimits        = "shard_limits"
+	fieldRecordsPerSecond   = "records_per_second"
+	fieldBytesPerSecond     = "bytes_per_second"
+	fieldMaxRecordSize      = "max_record_size"
+	fieldOrderPerKey        = "order_per_key"
+	fieldShardRefreshPeriod = "shard_refresh_period"
+)
+
+// Spec is the output's config spec: every field of Redpanda Connect's
+// built-in aws_kinesis output with the same meaning, and those that its
+// shard-aware pacing adds.
+func Spec() *service.ConfigSpec {
+	return service.NewConfigSpec().
+		Stable().
+		Categories("Services", "AWS").
+		Summary("Sends messages to a Kinesis data stream, keeping every shard under its write limits.").
+		Description(`
+A drop-in replacement for the built-in `+"`aws_kinesis`"+` output: every field of it is accepted with the same meaning.
+
+Each record's shard is predicted locally (the MD5 of the partition key, or the explicit hash key, against the hash-key
+ranges of the open shards), and each shard is paced to its write limits (`+"`shard_limits`"+`): 1,000 records/s and 1 MiB/s
+by default, counting data plus partition key as Kinesis does. When Kinesis throttles a shard anyway (another producer
+writes to it) the pace of that shard drops and then climbs back while it is not throttled.
+
+Batches are packed into PutRecords requests of at most 500 records and 5 MiB. Only the records that fail are retried,
+after a backoff; a record that can never succeed (over `+"`max_record_size`"+`, an empty or too long partition key, a bad
+hash key) fails alone, through a batch error naming it and the reason, and the rest of the batch is written.
+
+The shard map is refreshed every `+"`shard_refresh_period`"+`, and at once when Kinesis puts a record on another shard
+than predicted, so resharding while writing just works.
+
+== Metrics
+
+- `+"`kinesis_output_records`"+`, `+"`kinesis_output_bytes`"+`, `+"`kinesis_output_throttled`"+` (labels stream, shard)
+- `+"`kinesis_output_retries`"+`, `+"`kinesis_output_failed`"+`, `+"`kinesis_output_shard_map_refreshes`"+`, `+"`kinesis_output_shard_mispredicted`"+` (label stream)
+- `+"`kinesis_output_put_records_latency_ns`"+` (label stream)
+
+== Credentials
+
+Without explicit credentials the AWS SDK's default chain is used (environment, shared files, instance role).`+
+			service.OutputPerformanceDocs(true, true)).
+		Fields(
+			service.NewStringField(fieldStream).
+				Description("The stream to write to, by name or full ARN.").
+				Examples("foo", "arn:aws:kinesis:eu-west-1:111122223333:stream/my-stream"),
+			service.NewInterpolatedStringField(fieldPartitionKey).
+				Description("The partition key of each record (1 to 256 characters): it decides the shard, and records of one key keep their order in that shard.").
+				Examples("${! uuid_v4() }", `${! json("user_id") }`),
+			service.NewInterpolatedStringField(fieldHashKey).
+				Description("An explicit hash key (a decimal integer between 0 and 2^128-1) that decides the shard instead of the partition key's hash. Empty means the partition key decides.").
+				Example(`${! meta("hash_key") }`).
+				Optional().
+				Advanced(),
+			service.NewOutputMaxInFlightField().
+				Description("The maximum number of message batches to have in flight at any given time."),
+			service.NewBatchPolicyField(fieldBatching),
+		).
+		Fields(awssession.Fields()...).
+		Fields(
+			service.NewIntField(fieldMaxRetries).
+				Description("How many times a failed record is retried before its message fails. Zero means no limit (then `backoff.max_elapsed_time` bounds the retries).").
+				Default(0).
+				Example(10).
+				LintRule(`root = if this < 0 { ["max_retries must not be negative"] }`).
+				Advanced(),
+			service.NewBackOffField(fieldBackoff, true, &backoffDefaults).
+				Description("The backoff between retries of a failed record. `max_elapsed_time` is counted from the record's first failure.").
+				Advanced(),
+			service.NewObjectField(fieldShardLimits,
+				service.NewIntField(fieldRecordsPerSecond).
+					Description("The most records per second written to one shard. Kinesis allows 1,000.").
+					Default(1000).
+					Example(500).
+					LintRule(`root = if this <= 0 { ["shard_limits.records_per_second must be greater than zero"] }`),
+				service.NewIntField(fieldBytesPerSecond).
+					Description("The most bytes per second (data plus partition key) written to one shard. Kinesis allows 1 MiB.").
+					Default(1<<20).
+					Example(524288).
+					LintRule(`root = if this <= 0 { ["shard_limits.bytes_per_second must be greater than zero"] }`),
+			).
+				Description("The per-shard write limits the output paces itself to. Lower them to leave room for other producers on the same stream.").
+				Advanced(),
+			service.NewIntField(fieldMaxRecordSize).
+				Description("The largest record (data plus partition key, in bytes) the stream takes. 1 MiB unless the stream's maximum record size was raised (up to 10 MiB). A larger message fails alone.").
+				Default(defaultMaxRecord).
+				Example(10<<20).
+				LintRule(`root = if this <= 0 || this > 10485760 { ["max_record_size must be between 1 and 10485760 bytes"] }`).
+				Advanced(),
+			service.NewBoolField(fieldOrderPerKey).
+				Description("Keep the order of records per partition key even when some are retried: a record is not sent while an earlier record of its key in the same batch is pending. It costs throughput for batches with many records of one key. Order across batches in flight at once also needs `max_in_flight: 1`.").
+				Default(false).
+				Example(true).
+				Advanced(),
+			service.NewDurationField(fieldShardRefreshPeriod).
+				Description("How often the shard map is reloaded. It is also reloaded as soon as Kinesis puts a record on another shard than predicted.").
+				Default("1m").
+				Example("30s").
+				LintRule(`root = if this.parse_duration() <= 0 { ["shard_refresh_period must be greater than zero"] }`).
+				Advanced(),
+		)
+}
+
+var backoffDefaults = backoffDefaultsStruct()
+
+// writerConfig is the parsed config of one output.
+type writerConfig struct {
+	stream             string
+	partitionKey       *service.InterpolatedString
+	hashKey            *service.InterpolatedString
+	maxRetries         int
+	initialInterval    time.Duration
+	maxInterval        time.Duration
+	maxElapsed         time.Duration
+	limits             shardLimits
+	maxRecordSize      int
+	orderPerKey        bool
+	shardRefreshPeriod time.Duration
+}
+
+func writerConfigFromParsed(pConf *service.ParsedConfig) (conf writerConfig, err error) {
+	if conf.stream, err = pConf.FieldString(fieldStream); err != nil {
+		return
+	}
+	if conf.stream == "" {
+		return conf, fmt.Errorf("field %s: must not be empty", fieldStream)
+	}
+	if conf.partitionKey, err = pConf.FieldInterpolatedString(fieldPartitionKey); err != nil {
+		return
+	}
+	if pConf.Contains(fieldHashKey) {
+		if conf.hashKey, err = pConf.FieldInterpolatedString(fieldHashKey); err != nil {
+			return
+		}
+		if s, static := conf.hashKey.Static(); static && s == "" {
+			conf.hashKey = nil
+		}
+	}
+	if conf.maxRetries, err = pConf.FieldInt(fieldMaxRetries); err != nil {
+		return
+	}
+	boff, err := pConf.FieldBackOff(fieldBackoff)
+	if err != nil {
+		return
+	}
+	conf.initialInterval, conf.maxInterval, conf.maxElapsed = boff.InitialInterval, boff.MaxInterval, boff.MaxElapsedTime
+	records, err := pConf.FieldInt(fieldShardLimits, fieldRecordsPerSecond)
+	if err != nil {
+		return
+	}
+	bytes, err := pConf.FieldInt(fieldShardLimits, fieldBytesPerSecond)
+	if err != nil {
+		return
+	}
+	if conf.maxRecordSize, err = pConf.FieldInt(fieldMaxRecordSize); err != nil {
+		return
+	}
+	conf.limits = shardLimits{recordsPerSecond: float64(records), bytesPerSecond: float64(bytes), maxRecordBytes: conf.maxRecordSize}
+	if conf.orderPerKey, err = pConf.FieldBool(fieldOrderPerKey); err != nil {
+		return
+	}
+	if conf.shardRefreshPeriod, err = pConf.FieldDuration(fieldShardRefreshPeriod); err != nil {
+		return
+	}
+	// Lint rules catch these in a config file; a config built in code gets
+	// the same message here.
+	for _, c := range []struct {
+		bad  bool
+		what string
+	}{
+		{conf.maxRetries < 0, "max_retries must not be negative"},
+		{records <= 0, "shard_limits.records_per_second must be greater than zero"},
+		{bytes <= 0, "shard_limits.bytes_per_second must be greater than zero"},
+		{conf.maxRecordSize <= 0 || conf.maxRecordSize > 10<<20, "max_record_size must be between 1 and 10485760 bytes"},
+		{conf.shardRefreshPeriod <= 0, "shard_refresh_period must be greater than zero"},
+		{conf.initialInterval < 0 || conf.maxInterval < 0 || conf.maxElapsed < 0, "backoff intervals must not be negative"},
+	} {
+		if c.bad {
+			return conf, fmt.Errorf("%s", c.what)
+		}
+	}
+	return conf, nil
+}
+
+// backoffDelay is the wait before a record's next attempt after its n-th
+// failure: exponential from initial_interval, capped at max_interval, with
+// jitter of ±50% so that retries of many records spread out.
+func (c writerConfig) backoffDelay(n int) time.Duration {
+	d := float64(c.initialInterval) * math.Pow(2, float64(n-1))
+	if c.maxInterval > 0 && d > float64(c.maxInterval) {
+		d = float64(c.maxInterval)
+	}
+	return jitter(time.Duration(d), 0.5)
+}
+
+// Register adds the output to env under name.
+func Register(env *service.Environment, name string) error {
+	return env.RegisterBatchOutput(name, Spec(),
+		func(pConf *service.ParsedConfig, res *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
+			maxInFlight, err := pConf.FieldMaxInFlight()
+			if err != nil {
+				return nil, service.BatchPolicy{}, 0, err
+			}
+			policy, err := pConf.FieldBatchPolicy(fieldBatching)
+			if err != nil {
+				return nil, service.BatchPolicy{}, 0, err
+			}
+			conf, err := writerConfigFromParsed(pConf)
+			if err != nil {
+				return nil, service.BatchPolicy{}, 0, err
+			}
+			sess, err := awssession.FromParsed(context.Background(), pConf)
+			if err != nil {
+				return nil, service.BatchPolicy{}, 0, err
+			}
+			return newKinesisWriter(conf, res, func() kinesisAPI {
+				return kinesis.NewFromConfig(sess.Config)
+			}), policy, maxInFlight, nil
+		})
+}
+
+func backoffDefaultsStruct() backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = time.Second
+	b.MaxInterval = 5 * time.Second
+	b.MaxElapsedTime = 30 * time.Second
+	return *b
+}

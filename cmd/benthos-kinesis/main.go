@@ -28,6 +28,5 @@ func main() {
 		service.CLIOptSetBinaryName("benthos-kinesis"),
 		service.CLIOptSetProductName("benthos-kinesis"),
 		service.CLIOptSetVersion(version, dateBuilt),
-		service.CLIOptSetShowRunCommand(true),
 	)
 }

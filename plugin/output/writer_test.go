@@ -110,7 +110,7 @@ func batchOf(keys ...string) service.MessageBatch {
 }
 
 // failedIndexes lists the messages a BatchError names, with their errors.
-func failedIndexes(t *testing.T, err error) map[int]string {
+func failedIndexes(t *testing.T, idx *service.Indexer, err error) map[int]string {
 	t.Helper()
 	got := map[int]string{}
 	if err == nil {
@@ -120,7 +120,7 @@ func failedIndexes(t *testing.T, err error) map[int]string {
 	if !errors.As(err, &bErr) {
 		t.Fatalf("error %v is not a batch error", err)
 	}
-	bErr.WalkMessages(func(i int, _ *service.Message, err error) bool {
+	bErr.WalkMessagesIndexedBy(idx, func(i int, _ *service.Message, err error) bool {
 		if err != nil {
 			got[i] = err.Error()
 		}
@@ -136,8 +136,9 @@ func TestWriteBatchRetriesOnlyFailedRecords(t *testing.T) {
 	k.recordFailures["kms"] = []string{"KMSAccessDeniedException"}
 	w := newTestWriter(t, "", k)
 
-	err := w.WriteBatch(context.Background(), batchOf("ok1", "throttled", "internal", "kms", "ok2"))
-	failed := failedIndexes(t, err)
+	b := batchOf("ok1", "throttled", "internal", "kms", "ok2")
+	idx := b.Index()
+	failed := failedIndexes(t, idx, w.WriteBatch(context.Background(), b))
 	if len(failed) != 1 || !strings.Contains(failed[3], "KMSAccessDeniedException") {
 		t.Fatalf("failed messages %v, want only message 3 with its KMS error", failed)
 	}
@@ -162,7 +163,8 @@ hash_key: ${! meta("hash").or("") }
 	b[2].SetBytes(make([]byte, 100)) // 100 + len("big") > 100
 	b[4].MetaSetMut("hash", "340282366920938463463374607431768211456")
 	b[5].MetaSetMut("hash", "0")
-	failed := failedIndexes(t, w.WriteBatch(context.Background(), b))
+	idx := b.Index()
+	failed := failedIndexes(t, idx, w.WriteBatch(context.Background(), b))
 	want := map[int]string{
 		1: "partition key is empty",
 		2: "over the max record size of 100 bytes (max_record_size)",
@@ -178,7 +180,6 @@ hash_key: ${! meta("hash").or("") }
 		}
 	}
 	if fmt.Sprint(k.landed) != "[good explicit]" {
-		t.Logf("landed %q", k.landed)
 		t.Errorf("landed %v, want [good explicit]", k.landed)
 	}
 }
@@ -203,7 +204,9 @@ func TestWriteBatchWholeRequestErrors(t *testing.T) {
 		k := newScripted()
 		k.callFailures = []error{apiError("ResourceNotFoundException")}
 		w := newTestWriter(t, "", k)
-		failed := failedIndexes(t, w.WriteBatch(context.Background(), batchOf("a", "b")))
+		b := batchOf("a", "b")
+		idx := b.Index()
+		failed := failedIndexes(t, idx, w.WriteBatch(context.Background(), b))
 		if len(failed) != 2 || !strings.Contains(failed[0], "stream test-stream does not exist") {
 			t.Fatalf("failed %v, want both messages failed naming the stream", failed)
 		}
@@ -215,7 +218,9 @@ func TestWriteBatchWholeRequestErrors(t *testing.T) {
 		k := newScripted()
 		k.recordFailures["a"] = []string{"InternalFailure", "InternalFailure", "InternalFailure", "InternalFailure"}
 		w := newTestWriter(t, "max_retries: 2\n", k)
-		failed := failedIndexes(t, w.WriteBatch(context.Background(), batchOf("a", "b")))
+		b := batchOf("a", "b")
+		idx := b.Index()
+		failed := failedIndexes(t, idx, w.WriteBatch(context.Background(), b))
 		if len(failed) != 1 || !strings.Contains(failed[0], "gave up after 3 attempts (max_retries 2)") {
 			t.Fatalf("failed %v, want message 0 to give up after 3 attempts", failed)
 		}

@@ -13,9 +13,6 @@ import (
 type shardLimits struct {
 	recordsPerSecond float64
 	bytesPerSecond   float64
-	// maxRecordBytes is the largest record that can be sent; the byte bucket
-	// must hold at least that much or such a record would never fit.
-	maxRecordBytes int
 }
 
 const (
@@ -31,52 +28,67 @@ const (
 	aimdFloor = 0.05
 )
 
+// burstFraction is the share of a shard's per-second limit that may be sent
+// at once. The buckets refill at the limit minus that burst, so that no
+// one-second window, wherever it starts, sees more than the limit: Kinesis
+// counts per second, and a bucket holding a whole second of burst would let
+// up to twice the limit into one window.
+const burstFraction = 0.05
+
 // shardLimiter keeps one shard under its write limits with two token buckets
-// (records and bytes, one second of burst) and scales both by an AIMD factor:
-// multiplicative decrease when Kinesis throttles the shard anyway (another
-// producer shares it), additive increase while it does not.
+// (records, and bytes of data plus partition key) and scales both by an AIMD
+// factor: multiplicative decrease when Kinesis throttles the shard anyway
+// (another producer shares it), additive increase while it does not.
 type shardLimiter struct {
 	mu           sync.Mutex
-	limits       shardLimits
 	records      *rate.Limiter
 	bytes        *rate.Limiter
+	recordRate   float64 // refill rates at factor 1
+	byteRate     float64
+	byteBurst    int
 	factor       float64
 	lastDecrease time.Time
 	lastIncrease time.Time
 }
 
 func newShardLimiter(l shardLimits, now time.Time) *shardLimiter {
-	burstBytes := int(l.bytesPerSecond)
-	if burstBytes < l.maxRecordBytes {
-		burstBytes = l.maxRecordBytes
-	}
-	burstRecords := int(l.recordsPerSecond)
-	if burstRecords < 1 {
-		burstRecords = 1
-	}
-	return &shardLimiter{
-		limits:       l,
-		records:      rate.NewLimiter(rate.Limit(l.recordsPerSecond), burstRecords),
-		bytes:        rate.NewLimiter(rate.Limit(l.bytesPerSecond), burstBytes),
+	recordBurst := max(1, int(l.recordsPerSecond*burstFraction))
+	byteBurst := max(1, int(l.bytesPerSecond*burstFraction))
+	s := &shardLimiter{
+		recordRate:   math.Max(l.recordsPerSecond-float64(recordBurst), l.recordsPerSecond/2),
+		byteRate:     math.Max(l.bytesPerSecond-float64(byteBurst), l.bytesPerSecond/2),
+		byteBurst:    byteBurst,
 		factor:       1,
 		lastIncrease: now,
 	}
+	s.records = rate.NewLimiter(rate.Limit(s.recordRate), recordBurst)
+	s.bytes = rate.NewLimiter(rate.Limit(s.byteRate), byteBurst)
+	return s
 }
 
 // take admits one record of size bytes at now if both buckets hold enough;
-// otherwise it takes nothing and says how long until they may.
+// otherwise it takes nothing and says how long until they may. A record
+// larger than the byte burst needs a full bucket and leaves it in debt, so
+// the shard's average stays under the limit.
 func (l *shardLimiter) take(now time.Time, size int) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	need := min(size, l.byteBurst)
 	recTokens := l.records.TokensAt(now)
 	byteTokens := l.bytes.TokensAt(now)
-	if recTokens >= 1 && byteTokens >= float64(size) {
+	if recTokens >= 1 && byteTokens >= float64(need) {
 		l.records.AllowN(now, 1)
-		l.bytes.AllowN(now, size)
+		if size <= l.byteBurst {
+			l.bytes.AllowN(now, size)
+		} else {
+			for left := size; left > 0; left -= l.byteBurst {
+				l.bytes.ReserveN(now, min(left, l.byteBurst))
+			}
+		}
 		return true, 0
 	}
 	wait := deficitWait(1-recTokens, float64(l.records.Limit()))
-	if w := deficitWait(float64(size)-byteTokens, float64(l.bytes.Limit())); w > wait {
+	if w := deficitWait(float64(need)-byteTokens, float64(l.bytes.Limit())); w > wait {
 		wait = w
 	}
 	return false, wait
@@ -127,8 +139,8 @@ func (l *shardLimiter) succeeded(now time.Time) {
 func (l *shardLimiter) setFactor(now time.Time, f float64) {
 	f = math.Min(1, math.Max(aimdFloor, f))
 	l.factor = f
-	l.records.SetLimitAt(now, rate.Limit(l.limits.recordsPerSecond*f))
-	l.bytes.SetLimitAt(now, rate.Limit(l.limits.bytesPerSecond*f))
+	l.records.SetLimitAt(now, rate.Limit(l.recordRate*f))
+	l.bytes.SetLimitAt(now, rate.Limit(l.byteRate*f))
 }
 
 // rateFactor is the fraction of the configured limits currently allowed.

@@ -182,7 +182,7 @@ func writerConfigFromParsed(pConf *service.ParsedConfig) (conf writerConfig, err
 	if conf.maxRecordSize, err = pConf.FieldInt(fieldMaxRecordSize); err != nil {
 		return
 	}
-	conf.limits = shardLimits{recordsPerSecond: float64(records), bytesPerSecond: float64(bytes), maxRecordBytes: conf.maxRecordSize}
+	conf.limits = shardLimits{recordsPerSecond: float64(records), bytesPerSecond: float64(bytes)}
 	if conf.orderPerKey, err = pConf.FieldBool(fieldOrderPerKey); err != nil {
 		return
 	}

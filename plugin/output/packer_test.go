@@ -118,4 +118,3 @@ func TestPackRequestOrderPerKey(t *testing.T) {
 		t.Fatalf("request %v, want [2 4 5]", req)
 	}
 }
-

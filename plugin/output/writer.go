@@ -199,6 +199,11 @@ func (w *kinesisWriter) refresh(ctx context.Context) error {
 	return nil
 }
 
+// minPacingWait is the shortest wait for a shard's limiter: 10ms gathers
+// about ten records per shard at 1,000 records/s, and keeps the request rate
+// sane when many shards are paced at once.
+const minPacingWait = 10 * time.Millisecond
+
 // minRefreshGap bounds how often a misprediction can trigger a refresh: while
 // a stream is being resharded, every record could report one.
 const minRefreshGap = time.Second
@@ -333,7 +338,9 @@ func (w *kinesisWriter) WriteBatch(ctx context.Context, batch service.MessageBat
 		var wait time.Duration
 		req, wait = packRequest(recs, pending, now, w.conf.orderPerKey, w.admit, req, seenKeys)
 		if len(req) == 0 {
-			if err := sleepCtx(ctx, wait); err != nil {
+			// Wait a little longer than the limiter asks, so that the next
+			// request carries a handful of records rather than one.
+			if err := sleepCtx(ctx, max(wait, minPacingWait)); err != nil {
 				return err
 			}
 			continue

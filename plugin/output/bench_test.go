@@ -1,0 +1,179 @@
+package output
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisfake"
+	"github.com/benthos-kinesis/benthos-kinesis/internal/testenv"
+)
+
+// instantKinesis answers every PutRecords with success at once, in process,
+// so that a benchmark measures only the output's own work per record.
+type instantKinesis struct {
+	scriptedKinesis
+	out kinesis.PutRecordsOutput
+}
+
+func (k *instantKinesis) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	if len(k.out.Records) < len(in.Records) {
+		k.out.Records = make([]types.PutRecordsResultEntry, maxRequestRecords)
+		for i := range k.out.Records {
+			k.out.Records[i] = types.PutRecordsResultEntry{ShardId: aws.String("?"), SequenceNumber: aws.String("1")}
+		}
+	}
+	return &kinesis.PutRecordsOutput{Records: k.out.Records[:len(in.Records)]}, nil
+}
+
+// BenchmarkPackPerRecord is the output's CPU cost per record, from a Benthos
+// batch to PutRecords entries and the bookkeeping of their results: one op is
+// one record. Shard limits are lifted so that pacing never waits.
+func BenchmarkPackPerRecord(b *testing.B) {
+	for _, c := range []struct{ name, key string }{
+		{"static key", "static-key"},
+		{"interpolated key", `${! meta("key") }`},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			conf, err := Spec().ParseYAML(fmt.Sprintf(`
+stream: bench
+partition_key: '%s'
+shard_limits: {records_per_second: 1000000000, bytes_per_second: 1000000000000}
+`, c.key), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			wc, err := writerConfigFromParsed(conf)
+			if err != nil {
+				b.Fatal(err)
+			}
+			w := newKinesisWriter(wc, service.MockResources(), func() kinesisAPI { return &instantKinesis{scriptedKinesis: *newScripted()} })
+			if err := w.Connect(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = w.Close(context.Background()) }()
+			batch := make(service.MessageBatch, 500)
+			for i := range batch {
+				batch[i] = service.NewMessage(make([]byte, 100))
+				batch[i].MetaSetMut("key", fmt.Sprintf("key-%d", i))
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for done := 0; done < b.N; done += len(batch) {
+				if err := w.WriteBatch(context.Background(), batch[:min(len(batch), b.N-done)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// writeForBench writes n records of size bytes in batches of 500 from
+// inFlight goroutines and reports records/s and CPU µs per record of this
+// process (the emulator's CPU is not counted).
+func writeForBench(b *testing.B, w *kinesisWriter, n, size, inFlight int) time.Duration {
+	batches := make(chan service.MessageBatch, inFlight)
+	go func() {
+		defer close(batches)
+		for start := 0; start < n; start += 500 {
+			batch := make(service.MessageBatch, 0, 500)
+			for i := start; i < min(start+500, n); i++ {
+				m := service.NewMessage(make([]byte, size))
+				m.MetaSetMut("key", fmt.Sprintf("key-%d", i))
+				batch = append(batch, m)
+			}
+			batches <- batch
+		}
+	}()
+	b.ResetTimer()
+	cpu0, t0 := cpuTime(), time.Now()
+	var wg sync.WaitGroup
+	for g := 0; g < inFlight; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for batch := range batches {
+				if err := w.WriteBatch(context.Background(), batch); err != nil {
+					b.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed, cpu := time.Since(t0), cpuTime()-cpu0
+	b.StopTimer()
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "records/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/record")
+	return elapsed
+}
+
+// BenchmarkOutputKinesalite writes b.N records of 100 B to a 4-shard
+// kinesalite stream with 16 batches in flight (limits lifted: kinesalite
+// does not enforce them, and the point is the output's throughput).
+func BenchmarkOutputKinesalite(b *testing.B) {
+	client := testenv.Kinesalite(b)
+	stream := testenv.CreateStream(b, client, 4)
+	conf, err := Spec().ParseYAML(fmt.Sprintf(`
+stream: %s
+partition_key: ${! meta("key") }
+shard_limits: {records_per_second: 1000000, bytes_per_second: 1000000000}
+`, stream), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	wc, err := writerConfigFromParsed(conf)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := newKinesisWriter(wc, service.MockResources(), func() kinesisAPI { return client })
+	if err := w.Connect(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = w.Close(context.Background()) }()
+	writeForBench(b, w, b.N, 100, 16)
+}
+
+// BenchmarkOutputShardLimitFake writes b.N records of 100 B to a 4-shard
+// stream of the limit-enforcing fake (internal/kinesisfake: 1,000 records/s
+// and 1 MiB/s per shard, counted in aligned one-second windows) with default
+// shard_limits, and reports the fraction of the per-shard record limit
+// reached and the fraction of records throttled.
+func BenchmarkOutputShardLimitFake(b *testing.B) {
+	srv := kinesisfake.Start(b, kinesisfake.WithStream("limit", 4))
+	conf, err := Spec().ParseYAML("stream: limit\npartition_key: ${! meta(\"key\") }\n", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	wc, err := writerConfigFromParsed(conf)
+	if err != nil {
+		b.Fatal(err)
+	}
+	client := srv.Client()
+	w := newKinesisWriter(wc, service.MockResources(), func() kinesisAPI { return client })
+	if err := w.Connect(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = w.Close(context.Background()) }()
+	elapsed := writeForBench(b, w, b.N, 100, 8)
+	var accepted, throttled int64
+	for _, sh := range srv.Stats().Shards {
+		accepted += sh.AcceptedRecords
+		throttled += sh.ThrottledRecords
+	}
+	b.ReportMetric(float64(accepted)/elapsed.Seconds()/4/1000, "limit-fraction")
+	b.ReportMetric(100*float64(throttled)/float64(accepted), "throttled-%")
+}

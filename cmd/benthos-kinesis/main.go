@@ -12,6 +12,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-kinesis/benthos-kinesis/internal/components"
+	"github.com/benthos-kinesis/benthos-kinesis/internal/opscli"
 )
 
 // Set at build time by the Makefile (-ldflags -X).
@@ -28,5 +29,6 @@ func main() {
 		service.CLIOptSetBinaryName("benthos-kinesis"),
 		service.CLIOptSetProductName("benthos-kinesis"),
 		service.CLIOptSetVersion(version, dateBuilt),
+		service.CLIOptAddCommand(opscli.Command()),
 	)
 }

@@ -102,6 +102,7 @@ func FromParsed(ctx context.Context, pConf *service.ParsedConfig) (Session, erro
 	if err != nil {
 		return Session{}, fmt.Errorf("load AWS config: %w", err)
 	}
+	conf.HTTPClient = ReadOnlyBodies(conf.HTTPClient)
 	if conf.Region == "" {
 		// The SDK refuses to sign without a region; a local endpoint does not
 		// care which, and a real one is better told by the error it returns.

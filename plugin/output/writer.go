@@ -57,6 +57,7 @@ type kinesisWriter struct {
 	log     *service.Logger
 	metrics writerMetrics
 	now     func() time.Time
+	sleep   func(ctx context.Context, d time.Duration) error // between rounds of a batch
 
 	// newClient builds the client at Connect (replaced in tests).
 	newClient func() kinesisAPI
@@ -81,6 +82,7 @@ func newKinesisWriter(conf writerConfig, res *service.Resources, newClient func(
 		log:        res.Logger(),
 		metrics:    newWriterMetrics(res.Metrics()),
 		now:        time.Now,
+		sleep:      sleepCtx,
 		newClient:  newClient,
 		states:     map[string]*shardState{},
 		refreshNow: make(chan struct{}, 1),
@@ -340,7 +342,7 @@ func (w *kinesisWriter) WriteBatch(ctx context.Context, batch service.MessageBat
 		if len(req) == 0 {
 			// Wait a little longer than the limiter asks, so that the next
 			// request carries a handful of records rather than one.
-			if err := sleepCtx(ctx, max(wait, minPacingWait)); err != nil {
+			if err := w.sleep(ctx, max(wait, minPacingWait)); err != nil {
 				return err
 			}
 			continue

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -198,6 +199,34 @@ func TestWriteBatchWholeRequestErrors(t *testing.T) {
 		}
 		if k.calls != 4 || len(k.landed) != 2 {
 			t.Fatalf("%d calls, landed %v; want 4 calls and both records", k.calls, k.landed)
+		}
+	})
+	t.Run("a failed call is retried only after a pause", func(t *testing.T) {
+		k := newScripted()
+		k.callFailures = []error{apiError("InternalFailure"), apiError("ServiceUnavailable")}
+		w := newTestWriter(t, "backoff: {initial_interval: 100ms, max_interval: 1s, max_elapsed_time: 1m}\n", k)
+		// Record how long the writer waits between its calls.
+		var slept []time.Duration
+		callsAtSleep := []int{}
+		w.sleep = func(ctx context.Context, d time.Duration) error {
+			k.mu.Lock()
+			callsAtSleep = append(callsAtSleep, k.calls)
+			k.mu.Unlock()
+			slept = append(slept, d)
+			return sleepCtx(ctx, d)
+		}
+		if err := w.WriteBatch(context.Background(), batchOf("a")); err != nil {
+			t.Fatal(err)
+		}
+		// After call 1 failed, the writer waited at least the jittered
+		// initial interval (100ms ± 50%) before call 2; after call 2, at
+		// least the jittered doubled interval before call 3.
+		waitedAfter := map[int]time.Duration{}
+		for i, c := range callsAtSleep {
+			waitedAfter[c] += slept[i]
+		}
+		if k.calls != 3 || waitedAfter[1] < 50*time.Millisecond || waitedAfter[2] < 100*time.Millisecond {
+			t.Fatalf("%d calls; waited %v after call 1 and %v after call 2", k.calls, waitedAfter[1], waitedAfter[2])
 		}
 	})
 	t.Run("a missing stream fails every record, naming the stream", func(t *testing.T) {

@@ -25,6 +25,30 @@ run go test -run '^$' -bench 'BenchmarkPackPerRecord' -benchmem -benchtime 20000
 run go test -run '^$' -bench 'BenchmarkOutputKinesalite' -benchtime 50000x ./plugin/output/
 run go test -run '^$' -bench 'BenchmarkOutputShardLimitFake' -benchtime 20000x ./plugin/output/
 
+# The binary end to end: 200,000 records through a real pipeline, with the
+# peak resident memory of the process (VmHWM) and its CPU time.
+BIN="$ROOT/bin/benthos-kinesis"
+STREAM="bench-$(date +%s)"
+"$BIN" kinesis create-stream --endpoint "$KINESIS_ENDPOINT" --stream "$STREAM" --shards 4 >/dev/null
+t0=$(date +%s.%N)
+STREAM="$STREAM" "$BIN" run resources/dev/bench-output.yaml &
+pid=$!
+hwm=0 ticks=0
+while kill -0 "$pid" 2>/dev/null; do
+  if v=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null) && [[ -n "$v" ]]; then hwm=$v; fi
+  if v=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) && [[ -n "$v" ]]; then ticks=$v; fi
+  sleep 0.1
+done
+wait "$pid"
+t1=$(date +%s.%N)
+landed="$("$BIN" kinesis shards --endpoint "$KINESIS_ENDPOINT" --stream "$STREAM" --count | awk '$1 == "total" {print $2}')"
+"$BIN" kinesis delete-stream --endpoint "$KINESIS_ENDPOINT" --stream "$STREAM" >/dev/null
+awk -v t0="$t0" -v t1="$t1" -v hwm="$hwm" -v ticks="$ticks" -v hz="$(getconf CLK_TCK)" -v n="$landed" 'BEGIN {
+  printf "binary, 200k records of 100 B to kinesalite (4 shards, max_in_flight 64, batches of 500):\n"
+  printf "  landed %d records in %.1f s: %.0f records/s; peak RSS %.0f MiB; CPU %.1f µs/record (the process, at least)\n",
+    n, t1 - t0, n / (t1 - t0), hwm / 1024, ticks / hz * 1e6 / n
+}' | tee -a "$raw"
+
 section="$(mktemp)"
 {
   echo "<!-- bench:begin -->"

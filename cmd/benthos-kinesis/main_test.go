@@ -2,11 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // binary is the benthos-kinesis binary built once for these tests, so that
@@ -117,5 +122,62 @@ func TestCLIBasics(t *testing.T) {
 	out, err = run(t, "create", "stdin//aws_kinesis")
 	if err != nil || !strings.Contains(out, "aws_kinesis:") || !strings.Contains(out, "shard_limits") {
 		t.Fatalf("create stdin//aws_kinesis: %v\n%s", err, out)
+	}
+}
+
+// The binary serves Prometheus text on the Benthos HTTP server.
+func TestPrometheusServedOnHTTPServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	p := writeConfig(t, `
+http:
+  address: `+addr+`
+input:
+  generate:
+    interval: 1ms
+    mapping: root = "x"
+output:
+  drop: {}
+metrics:
+  prometheus: {}
+logger:
+  level: WARN
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "run", p)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	}()
+	// Poll until the server is up and the counter has counted something.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			_ = cmd.Wait() // the context killed it; its output is complete
+			t.Fatalf("no output_sent on http://%s/metrics within a minute; output:\n%s", addr, out.String())
+		case <-tick.C:
+		}
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && strings.Contains(string(body), "# TYPE output_sent counter") &&
+			strings.Contains(string(body), `output_sent{label="",path="root.output"}`) {
+			return
+		}
 	}
 }

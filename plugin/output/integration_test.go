@@ -260,3 +260,25 @@ func builtinReference(t *testing.T) string {
 	}
 	return string(b)
 }
+
+func TestIntegrationMissingStreamNamed(t *testing.T) {
+	client := testenv.Kinesalite(t)
+	missing := testenv.UniqueName(t, "missing")
+	conf, err := Spec().ParseYAML("stream: "+missing+"\npartition_key: k\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc, err := writerConfigFromParsed(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newKinesisWriter(wc, service.MockResources(), func() kinesisAPI { return client })
+	err = w.Connect(context.Background())
+	var nf *types.ResourceNotFoundException
+	if err == nil || !strings.Contains(err.Error(), "stream "+missing+" does not exist") || !errors.As(err, &nf) {
+		t.Fatalf("Connect to a missing stream: %v", err)
+	}
+	if err := w.WriteBatch(context.Background(), batchOf("a")); !errors.Is(err, service.ErrNotConnected) {
+		t.Fatalf("WriteBatch before a successful Connect: %v, want ErrNotConnected", err)
+	}
+}

@@ -26,7 +26,6 @@ type outRecord struct {
 	attempts     int
 	firstFailure time.Time
 	notBefore    time.Time
-	lastErr      error
 	err          error // set when the record has failed for good
 	done         bool
 }

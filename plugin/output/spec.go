@@ -134,6 +134,7 @@ var backoffDefaults = backoffDefaultsStruct()
 type writerConfig struct {
 	stream             string
 	partitionKey       *service.InterpolatedString
+	partitionKeyMeta   string // set when partition_key is exactly ${! meta("key") }
 	hashKey            *service.InterpolatedString
 	maxRetries         int
 	initialInterval    time.Duration
@@ -154,6 +155,9 @@ func writerConfigFromParsed(pConf *service.ParsedConfig) (conf writerConfig, err
 	}
 	if conf.partitionKey, err = pConf.FieldInterpolatedString(fieldPartitionKey); err != nil {
 		return
+	}
+	if raw, err := pConf.FieldString(fieldPartitionKey); err == nil {
+		conf.partitionKeyMeta = metaKeyOf(raw)
 	}
 	if pConf.Contains(fieldHashKey) {
 		if conf.hashKey, err = pConf.FieldInterpolatedString(fieldHashKey); err != nil {

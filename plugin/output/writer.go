@@ -257,7 +257,7 @@ func (w *kinesisWriter) admit(r *outRecord, now time.Time) (bool, time.Duration)
 func (w *kinesisWriter) prepare(batch service.MessageBatch, recs []outRecord, pending []int) []int {
 	var pkExec, hkExec *service.MessageBatchInterpolationExecutor
 	staticPK, pkIsStatic := w.conf.partitionKey.Static()
-	if !pkIsStatic {
+	if !pkIsStatic && w.conf.partitionKeyMeta == "" {
 		pkExec = batch.InterpolationExecutor(w.conf.partitionKey)
 	}
 	if w.conf.hashKey != nil {
@@ -285,7 +285,9 @@ func (w *kinesisWriter) prepareOne(r *outRecord, msg *service.Message, i int, pk
 		return fmt.Errorf("read message: %w", err)
 	}
 	pk := staticPK
-	if pkExec != nil {
+	if w.conf.partitionKeyMeta != "" {
+		pk = metaString(msg, w.conf.partitionKeyMeta)
+	} else if pkExec != nil {
 		if pk, err = pkExec.TryString(i); err != nil {
 			return fmt.Errorf("partition_key interpolation: %w", err)
 		}
@@ -490,7 +492,6 @@ func (w *kinesisWriter) permanentRequestError(err error) error {
 // backoff.max_elapsed_time is spent.
 func (w *kinesisWriter) retryLater(r *outRecord, now time.Time, cause error, delay time.Duration) {
 	r.attempts++
-	r.lastErr = cause
 	if r.firstFailure.IsZero() {
 		r.firstFailure = now
 	}

@@ -56,8 +56,8 @@
 //
 // Clients: Start serves the fake on an httptest server; Server.Client
 // returns a configured aws-sdk-go-v2 client. Code that builds its own client
-// against the fake should use WrapTransport (or Server.HTTPClient) when it
-// disables retries; see WrapTransport for the SDK race it avoids.
+// against the fake should use Server.HTTPClient when it disables retries;
+// see awssession.ReadOnlyBodies for the SDK race it avoids.
 //
 // Not modelled: resharding (the shard model keeps ParentShardId and closed
 // shards so it can be added), enhanced fan-out (SubscribeToShard), retention

@@ -44,23 +44,11 @@ func BenchmarkPackPerRecord(b *testing.B) {
 		{"interpolated key", `${! @key }`}, // Benthos' general interpolation
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			conf, err := Spec().ParseYAML(fmt.Sprintf(`
+			w := connectedWriter(b, fmt.Sprintf(`
 stream: bench
 partition_key: '%s'
 shard_limits: {records_per_second: 1000000000, bytes_per_second: 1000000000000}
-`, c.key), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			wc, err := writerConfigFromParsed(conf)
-			if err != nil {
-				b.Fatal(err)
-			}
-			w := newKinesisWriter(wc, service.MockResources(), func() kinesisAPI { return &instantKinesis{scriptedKinesis: *newScripted()} })
-			if err := w.Connect(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			defer func() { _ = w.Close(context.Background()) }()
+`, c.key), &instantKinesis{scriptedKinesis: *newScripted()})
 			batch := make(service.MessageBatch, 500)
 			for i := range batch {
 				batch[i] = service.NewMessage(make([]byte, 100))
@@ -128,23 +116,11 @@ func writeForBench(b *testing.B, w *kinesisWriter, n, size, inFlight int) time.D
 func BenchmarkOutputKinesalite(b *testing.B) {
 	client := testenv.Kinesalite(b)
 	stream := testenv.CreateStream(b, client, 4)
-	conf, err := Spec().ParseYAML(fmt.Sprintf(`
+	w := connectedWriter(b, fmt.Sprintf(`
 stream: %s
 partition_key: ${! meta("key") }
 shard_limits: {records_per_second: 1000000, bytes_per_second: 1000000000}
-`, stream), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	wc, err := writerConfigFromParsed(conf)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := newKinesisWriter(wc, service.MockResources(), func() kinesisAPI { return client })
-	if err := w.Connect(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = w.Close(context.Background()) }()
+`, stream), client)
 	writeForBench(b, w, b.N, 100, 16)
 }
 
@@ -155,20 +131,7 @@ shard_limits: {records_per_second: 1000000, bytes_per_second: 1000000000}
 // reached and the fraction of records throttled.
 func BenchmarkOutputShardLimitFake(b *testing.B) {
 	srv := kinesisfake.Start(b, kinesisfake.WithStream("limit", 4))
-	conf, err := Spec().ParseYAML("stream: limit\npartition_key: ${! meta(\"key\") }\n", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	wc, err := writerConfigFromParsed(conf)
-	if err != nil {
-		b.Fatal(err)
-	}
-	client := srv.Client()
-	w := newKinesisWriter(wc, service.MockResources(), func() kinesisAPI { return client })
-	if err := w.Connect(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = w.Close(context.Background()) }()
+	w := connectedWriter(b, "stream: limit\npartition_key: ${! meta(\"key\") }\n", srv.Client())
 	elapsed := writeForBench(b, w, b.N, 100, 8)
 	var accepted, throttled int64
 	for _, sh := range srv.Stats().Shards {

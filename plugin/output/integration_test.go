@@ -264,16 +264,8 @@ func builtinReference(t *testing.T) string {
 func TestIntegrationMissingStreamNamed(t *testing.T) {
 	client := testenv.Kinesalite(t)
 	missing := testenv.UniqueName(t, "missing")
-	conf, err := Spec().ParseYAML("stream: "+missing+"\npartition_key: k\n", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wc, err := writerConfigFromParsed(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := newKinesisWriter(wc, service.MockResources(), func() kinesisAPI { return client })
-	err = w.Connect(context.Background())
+	w := writerFromYAML(t, "stream: "+missing+"\npartition_key: k\n", client)
+	err := w.Connect(context.Background())
 	var nf *types.ResourceNotFoundException
 	if err == nil || !strings.Contains(err.Error(), "stream "+missing+" does not exist") || !errors.As(err, &nf) {
 		t.Fatalf("Connect to a missing stream: %v", err)

@@ -22,21 +22,7 @@ import (
 
 func fakeWriter(t *testing.T, srv *kinesisfake.Server, stream, extraYAML string) *kinesisWriter {
 	t.Helper()
-	conf, err := Spec().ParseYAML(fmt.Sprintf("stream: %s\npartition_key: ${! meta(\"key\") }\n%s", stream, extraYAML), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wc, err := writerConfigFromParsed(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := srv.Client()
-	w := newKinesisWriter(wc, service.MockResources(), func() kinesisAPI { return client })
-	if err := w.Connect(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.Close(context.Background()) })
-	return w
+	return connectedWriter(t, fmt.Sprintf("stream: %s\npartition_key: ${! meta(\"key\") }\n%s", stream, extraYAML), srv.Client())
 }
 
 // writeConcurrently writes total records of size bytes in batches of 500

@@ -22,25 +22,13 @@ import (
 func TestIntegrationUpdateShardCountWhileWriting(t *testing.T) {
 	client := testenv.KinesisMock(t)
 	stream := testenv.CreateStream(t, client, 2)
-	conf, err := Spec().ParseYAML(fmt.Sprintf(`
+	w := connectedWriter(t, fmt.Sprintf(`
 stream: %s
 partition_key: ${! meta("key") }
 shard_refresh_period: 1h
-`, stream), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wc, err := writerConfigFromParsed(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := newKinesisWriter(wc, service.MockResources(), func() kinesisAPI { return client })
+`, stream), client)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := w.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = w.Close(context.Background()) }()
 
 	next := 0
 	write := func(n int) (first int) {

@@ -78,27 +78,14 @@ func (s *scriptedKinesis) PutRecords(ctx context.Context, in *kinesis.PutRecords
 
 func newTestWriter(t *testing.T, extraYAML string, client kinesisAPI) *kinesisWriter {
 	t.Helper()
-	conf, err := Spec().ParseYAML(`
+	return connectedWriter(t, `
 stream: test-stream
 partition_key: ${! meta("key").or("") }
 backoff:
   initial_interval: 1ms
   max_interval: 5ms
   max_elapsed_time: 10s
-`+extraYAML, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wc, err := writerConfigFromParsed(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := newKinesisWriter(wc, service.MockResources(), func() kinesisAPI { return client })
-	if err := w.Connect(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.Close(context.Background()) })
-	return w
+`+extraYAML, client)
 }
 
 func batchOf(keys ...string) service.MessageBatch {

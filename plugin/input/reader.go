@@ -1,0 +1,226 @@
+package input
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+// kinesisAPI is the part of the Kinesis client the input uses.
+type kinesisAPI interface {
+	GetShardIterator(ctx context.Context, in *kinesis.GetShardIteratorInput, opts ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error)
+	GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, opts ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error)
+	ListShards(ctx context.Context, in *kinesis.ListShardsInput, opts ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
+	DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, opts ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error)
+}
+
+// startPosition is where a shard reader begins when it has no checkpoint of
+// its own to resume after.
+type startPosition struct {
+	afterSequence string     // resume after this record (a checkpoint)
+	atTimestamp   *time.Time // else from the first record at or after this time
+	latest        bool       // else from the tip (start_from_oldest: false)
+	// else from the oldest record (TRIM_HORIZON)
+}
+
+// pacing is how a reader spaces its GetRecords calls.
+type pacing struct {
+	// minInterval keeps one shard within Kinesis' 5 GetRecords calls/s.
+	minInterval time.Duration
+	// idleWait is the pause at the tip of the shard, when a call returned
+	// nothing new; behind the tip there is none beyond minInterval.
+	idleWait time.Duration
+	// throttleBase and throttleMax bound the jittered backoff after
+	// ProvisionedThroughputExceededException.
+	throttleBase, throttleMax time.Duration
+}
+
+var defaultPacing = pacing{
+	minInterval:  200 * time.Millisecond,
+	idleWait:     time.Second,
+	throttleBase: 250 * time.Millisecond,
+	throttleMax:  5 * time.Second,
+}
+
+// nextDelay is the wait before the next GetRecords call of a shard, given
+// how long ago the last call started and what it returned.
+func (p pacing) nextDelay(sinceLastCall time.Duration, records int, millisBehind int64) time.Duration {
+	wait := p.minInterval
+	if records == 0 && millisBehind == 0 {
+		wait = p.idleWait // at the tip: nothing to hurry for
+	}
+	if d := wait - sinceLastCall; d > 0 {
+		return d
+	}
+	return 0
+}
+
+// throttleDelay is the jittered backoff after the n-th throttled call in a row.
+func (p pacing) throttleDelay(n int) time.Duration {
+	d := p.throttleBase << min(n-1, 10)
+	if d > p.throttleMax || d <= 0 {
+		d = p.throttleMax
+	}
+	// Full jitter between half and all of d, so that the readers of a fleet
+	// do not retry in step.
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// errShardEnded is returned once a closed shard has been read to its end.
+var errShardEnded = errors.New("shard ended")
+
+// shardReader reads one shard with GetRecords, paced to the service limits.
+// It is driven by one goroutine (its owner's) and is not safe for concurrent
+// use.
+type shardReader struct {
+	client      kinesisAPI
+	streamName  *string // one of these two names the stream in requests
+	streamARN   *string
+	streamLabel string
+	shardID     string
+	start       startPosition
+	pace        pacing
+	limit       int32
+
+	iterator   *string
+	lastSeq    string    // the last record returned, to renew an expired iterator
+	lastCall   time.Time // when the last GetRecords call started
+	lastCount  int
+	lastBehind int64
+	throttles  int // consecutive throttled calls
+	ended      bool
+}
+
+func newShardReader(client kinesisAPI, stream, shardID string, start startPosition, pace pacing) *shardReader {
+	r := &shardReader{client: client, streamLabel: stream, shardID: shardID, start: start, pace: pace, limit: 10000}
+	if isARN(stream) {
+		r.streamARN = aws.String(stream)
+	} else {
+		r.streamName = aws.String(stream)
+	}
+	return r
+}
+
+// fetched is one GetRecords answer.
+type fetched struct {
+	records      []types.Record
+	millisBehind int64
+}
+
+// next waits as the pacing says, then fetches the next records. It returns
+// errShardEnded once a closed shard is exhausted.
+func (r *shardReader) next(ctx context.Context) (fetched, error) {
+	if r.ended {
+		return fetched{}, errShardEnded
+	}
+	if !r.lastCall.IsZero() {
+		if d := r.pace.nextDelay(time.Since(r.lastCall), r.lastCount, r.lastBehind); d > 0 {
+			if err := sleepCtx(ctx, d); err != nil {
+				return fetched{}, err
+			}
+		}
+	}
+	for {
+		if r.iterator == nil {
+			if err := r.renewIterator(ctx); err != nil {
+				return fetched{}, err
+			}
+		}
+		r.lastCall = time.Now()
+		out, err := r.client.GetRecords(ctx, &kinesis.GetRecordsInput{
+			ShardIterator: r.iterator, Limit: aws.Int32(r.limit), StreamARN: r.streamARN,
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return fetched{}, ctx.Err()
+			}
+			var throttled *types.ProvisionedThroughputExceededException
+			var expired *types.ExpiredIteratorException
+			var kmsThrottled *types.KMSThrottlingException
+			var notFound *types.ResourceNotFoundException
+			switch {
+			case errors.As(err, &throttled), errors.As(err, &kmsThrottled):
+				r.throttles++
+				if err := sleepCtx(ctx, r.pace.throttleDelay(r.throttles)); err != nil {
+					return fetched{}, err
+				}
+				continue
+			case errors.As(err, &expired):
+				r.iterator = nil // renewed from the last record read
+				continue
+			case errors.As(err, &notFound):
+				return fetched{}, fmt.Errorf("read shard %s of %s: the stream or shard no longer exists: %w", r.shardID, r.streamLabel, err)
+			}
+			return fetched{}, fmt.Errorf("read shard %s of %s: %w", r.shardID, r.streamLabel, err)
+		}
+		r.throttles = 0
+		r.iterator = out.NextShardIterator
+		if r.iterator == nil {
+			r.ended = true
+		}
+		r.lastCount = len(out.Records)
+		r.lastBehind = aws.ToInt64(out.MillisBehindLatest)
+		if n := len(out.Records); n > 0 {
+			r.lastSeq = aws.ToString(out.Records[n-1].SequenceNumber)
+		}
+		if len(out.Records) == 0 && r.ended {
+			return fetched{}, errShardEnded
+		}
+		return fetched{records: out.Records, millisBehind: r.lastBehind}, nil
+	}
+}
+
+// renewIterator gets an iterator after the last record read, or at the start
+// position when nothing has been read yet.
+func (r *shardReader) renewIterator(ctx context.Context) error {
+	in := &kinesis.GetShardIteratorInput{StreamName: r.streamName, StreamARN: r.streamARN, ShardId: aws.String(r.shardID)}
+	switch after := r.lastSeq; {
+	case after == "" && r.start.afterSequence != "":
+		after = r.start.afterSequence
+		fallthrough
+	case after != "":
+		in.ShardIteratorType = types.ShardIteratorTypeAfterSequenceNumber
+		in.StartingSequenceNumber = aws.String(after)
+	case r.start.atTimestamp != nil:
+		in.ShardIteratorType = types.ShardIteratorTypeAtTimestamp
+		in.Timestamp = r.start.atTimestamp
+	case r.start.latest:
+		in.ShardIteratorType = types.ShardIteratorTypeLatest
+	default:
+		in.ShardIteratorType = types.ShardIteratorTypeTrimHorizon
+	}
+	out, err := r.client.GetShardIterator(ctx, in)
+	if err != nil {
+		var notFound *types.ResourceNotFoundException
+		if errors.As(err, &notFound) {
+			return fmt.Errorf("iterator for shard %s of %s: the stream or shard does not exist: %w", r.shardID, r.streamLabel, err)
+		}
+		return fmt.Errorf("iterator for shard %s of %s (%s): %w", r.shardID, r.streamLabel, in.ShardIteratorType, err)
+	}
+	if out.ShardIterator == nil {
+		r.ended = true
+		return errShardEnded
+	}
+	r.iterator = out.ShardIterator
+	return nil
+}
+
+func isARN(stream string) bool { return len(stream) > 4 && stream[:4] == "arn:" }
+
+// sleepCtx waits d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

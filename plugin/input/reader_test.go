@@ -1,0 +1,227 @@
+package input
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisfake"
+	"github.com/benthos-kinesis/benthos-kinesis/internal/testenv"
+)
+
+func TestPacingNextDelay(t *testing.T) {
+	p := defaultPacing
+	for _, c := range []struct {
+		name         string
+		since        time.Duration
+		records      int
+		millisBehind int64
+		want         time.Duration
+	}{
+		{"behind, just called", 0, 100, 5000, 200 * time.Millisecond},
+		{"behind, call took 150ms", 150 * time.Millisecond, 100, 5000, 50 * time.Millisecond},
+		{"behind, call took longer than the interval", 300 * time.Millisecond, 100, 5000, 0},
+		{"records at the tip: go again soon", 0, 10, 0, 200 * time.Millisecond},
+		{"empty but behind (a gap in the shard)", 0, 0, 1000, 200 * time.Millisecond},
+		{"idle at the tip", 0, 0, 0, time.Second},
+		{"idle at the tip after a slow call", 400 * time.Millisecond, 0, 0, 600 * time.Millisecond},
+	} {
+		if got := p.nextDelay(c.since, c.records, c.millisBehind); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestPacingThrottleDelayBounded(t *testing.T) {
+	p := defaultPacing
+	for n := 1; n < 40; n++ {
+		want := min(p.throttleBase<<min(n-1, 10), p.throttleMax)
+		for i := 0; i < 100; i++ {
+			if d := p.throttleDelay(n); d < want/2 || d > want {
+				t.Fatalf("throttle %d: %v outside [%v, %v]", n, d, want/2, want)
+			}
+		}
+	}
+}
+
+// Against the fake that enforces Kinesis' 5 GetRecords calls/s per shard
+// (no emulator does): a reader catching up on 25,000 records is never
+// throttled, and returns every record once, in order.
+func TestReaderStaysUnderReadLimit(t *testing.T) {
+	srv := kinesisfake.Start(t, kinesisfake.WithStream("s", 1))
+	for i := 0; i < 25000; i++ {
+		if _, _, err := srv.Append("s", "k", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := newShardReader(srv.Client(), "s", "shardId-000000000000", startPosition{}, defaultPacing)
+	r.limit = 2000 // more calls, so that pacing matters
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := 0
+	for n < 25000 {
+		f, err := r.next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range f.records {
+			if string(rec.Data) != fmt.Sprint(n) {
+				t.Fatalf("record %d is %q", n, rec.Data)
+			}
+			n++
+		}
+	}
+	st, _ := srv.Stats().Shard("s", "shardId-000000000000")
+	if st.GetRecordsThrottled != 0 {
+		t.Fatalf("%d of %d GetRecords calls throttled", st.GetRecordsThrottled, st.GetRecordsCalls)
+	}
+}
+
+// scriptedReads is an in-process stand-in for GetRecords that fails on
+// purpose (throttling, expired iterators): kinesalite's iterators expire only
+// after five minutes and it never throttles.
+type scriptedReads struct {
+	mu        sync.Mutex
+	failures  []error
+	iterators []*kinesis.GetShardIteratorInput
+	records   []types.Record
+	pos       int
+}
+
+func (s *scriptedReads) GetShardIterator(_ context.Context, in *kinesis.GetShardIteratorInput, _ ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.iterators = append(s.iterators, in)
+	switch in.ShardIteratorType {
+	case types.ShardIteratorTypeAfterSequenceNumber:
+		for i, r := range s.records {
+			if *r.SequenceNumber == *in.StartingSequenceNumber {
+				s.pos = i + 1
+			}
+		}
+	default:
+		s.pos = 0
+	}
+	return &kinesis.GetShardIteratorOutput{ShardIterator: aws.String(fmt.Sprint(s.pos))}, nil
+}
+
+func (s *scriptedReads) GetRecords(_ context.Context, in *kinesis.GetRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.failures) > 0 {
+		err := s.failures[0]
+		s.failures = s.failures[1:]
+		return nil, err
+	}
+	var from int
+	fmt.Sscan(*in.ShardIterator, &from)
+	to := min(from+2, len(s.records))
+	out := &kinesis.GetRecordsOutput{Records: s.records[from:to], MillisBehindLatest: aws.Int64(int64(len(s.records) - to))}
+	if to < len(s.records) {
+		out.NextShardIterator = aws.String(fmt.Sprint(to))
+	}
+	return out, nil
+}
+
+func (s *scriptedReads) ListShards(context.Context, *kinesis.ListShardsInput, ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
+	return nil, errors.New("not scripted")
+}
+
+func (s *scriptedReads) DescribeStreamSummary(context.Context, *kinesis.DescribeStreamSummaryInput, ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error) {
+	return nil, errors.New("not scripted")
+}
+
+func TestReaderRenewsExpiredIteratorAndBacksOff(t *testing.T) {
+	s := &scriptedReads{}
+	for i := 1; i <= 6; i++ {
+		s.records = append(s.records, types.Record{SequenceNumber: aws.String(fmt.Sprint(i * 10)), Data: []byte{byte(i)}})
+	}
+	fast := pacing{minInterval: time.Millisecond, idleWait: time.Millisecond, throttleBase: time.Millisecond, throttleMax: 2 * time.Millisecond}
+	r := newShardReader(s, "s", "shard-1", startPosition{afterSequence: "10"}, fast)
+	ctx := context.Background()
+
+	got := []byte{}
+	read := func() error {
+		f, err := r.next(ctx)
+		for _, rec := range f.records {
+			got = append(got, rec.Data...)
+		}
+		return err
+	}
+	if err := read(); err != nil { // records 2, 3 (after the checkpoint 10)
+		t.Fatal(err)
+	}
+	s.failures = []error{
+		&types.ExpiredIteratorException{Message: aws.String("expired")},
+		&types.ProvisionedThroughputExceededException{Message: aws.String("slow down")},
+	}
+	for {
+		if err := read(); errors.Is(err, errShardEnded) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fmt.Sprint(got) != "[2 3 4 5 6]" {
+		t.Fatalf("read %v, want [2 3 4 5 6]: each record once, in order", got)
+	}
+	if len(s.iterators) != 2 || aws.ToString(s.iterators[1].StartingSequenceNumber) != "30" ||
+		s.iterators[1].ShardIteratorType != types.ShardIteratorTypeAfterSequenceNumber {
+		t.Fatalf("iterators %+v: want the start, then one renewed after 30", s.iterators)
+	}
+	if err := read(); !errors.Is(err, errShardEnded) {
+		t.Fatalf("after the end: %v", err)
+	}
+}
+
+// A closed parent shard is read to its end on kinesis-local (the emulator
+// that splits shards): every record written before the split, then the end.
+func TestReaderDrainsClosedShard(t *testing.T) {
+	client := testenv.KinesisMock(t)
+	stream := testenv.CreateStream(t, client, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for i := 0; i < 50; i++ {
+		if _, err := client.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(stream), PartitionKey: aws.String(fmt.Sprint(i)), Data: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := client.SplitShard(ctx, &kinesis.SplitShardInput{
+		StreamName: aws.String(stream), ShardToSplit: aws.String("shardId-000000000000"),
+		NewStartingHashKey: aws.String("170141183460469231731687303715884105728"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.WaitStreamActive(ctx, client, stream); err != nil {
+		t.Fatal(err)
+	}
+	fast := defaultPacing
+	fast.idleWait = 10 * time.Millisecond
+	r := newShardReader(client, stream, "shardId-000000000000", startPosition{}, fast)
+	n := 0
+	for {
+		f, err := r.next(ctx)
+		if errors.Is(err, errShardEnded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range f.records {
+			if string(rec.Data) != fmt.Sprint(n) {
+				t.Fatalf("record %d is %q", n, rec.Data)
+			}
+			n++
+		}
+	}
+	if n != 50 {
+		t.Fatalf("read %d records of the closed shard, want 50", n)
+	}
+}

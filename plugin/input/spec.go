@@ -1,0 +1,333 @@
+// Package input is the aws_kinesis input: it reads every shard of one or
+// more Kinesis streams, spreads the shards over all running instances
+// through leases in a DynamoDB table, and checkpoints a shard only up to the
+// last record whose batch the pipeline has acknowledged.
+//
+// Register adds it to a Benthos environment under a name of the caller's
+// choosing; the benthos-kinesis binary registers it as aws_kinesis. The
+// lease protocol is described in docs/LEASES.md.
+package input
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/benthos-kinesis/benthos-kinesis/internal/awssession"
+)
+
+const (
+	fieldStreams          = "streams"
+	fieldDynamoDB         = "dynamodb"
+	fieldTable            = "table"
+	fieldCreate           = "create"
+	fieldBillingMode      = "billing_mode"
+	fieldRCU              = "read_capacity_units"
+	fieldWCU              = "write_capacity_units"
+	fieldCheckpointLimit  = "checkpoint_limit"
+	fieldCommitPeriod     = "commit_period"
+	fieldStealGrace       = "steal_grace_period"
+	fieldRebalancePeriod  = "rebalance_period"
+	fieldLeasePeriod      = "lease_period"
+	fieldStartFromOldest  = "start_from_oldest"
+	fieldStartTimestamp   = "start_timestamp"
+	fieldMaxMoves         = "max_moves_per_rebalance"
+	fieldPoll             = "poll"
+	fieldPollInterval     = "min_interval"
+	fieldPollIdleWait     = "idle_wait"
+	fieldPollLimit        = "limit"
+	fieldBatching         = "batching"
+	reservedWorkersStream = "__benthos_kinesis_workers__"
+)
+
+// Spec is the input's config spec: every field of Redpanda Connect's
+// built-in aws_kinesis input with the same meaning, and what the lease
+// protocol adds.
+func Spec() *service.ConfigSpec {
+	return service.NewConfigSpec().
+		Stable().
+		Categories("Services", "AWS").
+		Summary("Reads one or more Kinesis data streams, sharing their shards among all running instances, and checkpoints only what the pipeline has acknowledged.").
+		Description(`
+A drop-in replacement for the built-in `+"`aws_kinesis`"+` input: every field of it is accepted with the same meaning, and it
+resumes from a checkpoint table written by the built-in (stop the old fleet first).
+
+The shards of all configured streams are spread over every running instance through leases in the DynamoDB table: each
+instance takes its fair share, a new instance gets its share through graceful hand-offs (no record delivered twice), and
+the shards of an instance that dies are read again by the others within `+"`lease_period`"+`. A shard's checkpoint only
+moves past a record once the batch holding it has been acknowledged downstream.
+
+When a stream is resharded, a child shard is read only after its parents have been read to their end, so records keep
+their order per partition key and nothing written before the split or merge is lost.
+
+== Metadata
+
+Each message has `+"`kinesis_stream`"+`, `+"`kinesis_shard`"+`, `+"`kinesis_partition_key`"+`, `+"`kinesis_sequence_number`"+`,
+`+"`kinesis_arrival_timestamp`"+` (RFC 3339) and `+"`kinesis_millis_behind`"+` (the shard's lag when it was read).
+
+== Table schema
+
+A table with a string HASH key `+"`StreamID`"+` and a string RANGE key `+"`ShardID`"+`, the same as the built-in's. Set
+`+"`dynamodb.create: true`"+` to have it created.`).
+		Fields(
+			service.NewStringListField(fieldStreams).
+				Description("The streams to read, by name or ARN. An entry may list several streams separated by commas. `stream:shard` reads just that shard, without balancing.").
+				Examples([]any{"foo"}, []any{"arn:aws:kinesis:eu-west-1:111122223333:stream/my-stream"}, []any{"foo:shardId-000000000000"}),
+			service.NewObjectField(fieldDynamoDB, append([]*service.ConfigField{
+				service.NewStringField(fieldTable).
+					Description("The DynamoDB table that holds the leases and checkpoints (required).").
+					Example("kinesis_checkpoints").
+					Default("").
+					LintRule(`root = if this == "" { ["dynamodb.table is required: it holds the leases and checkpoints"] }`),
+				service.NewBoolField(fieldCreate).
+					Description("Create the table if it does not exist.").
+					Default(false),
+				service.NewStringEnumField(fieldBillingMode, "PROVISIONED", "PAY_PER_REQUEST").
+					Description("The billing mode of a created table.").
+					Default("PAY_PER_REQUEST").
+					Advanced(),
+				service.NewIntField(fieldRCU).
+					Description("The read capacity of a created table with billing mode PROVISIONED.").
+					Default(0).
+					Advanced(),
+				service.NewIntField(fieldWCU).
+					Description("The write capacity of a created table with billing mode PROVISIONED.").
+					Default(0).
+					Advanced(),
+			}, awssession.Fields()...)...).
+				Description("The DynamoDB table of leases and checkpoints, and how to reach it. Without its own region, endpoint or credentials the input's are used."),
+			service.NewIntField(fieldCheckpointLimit).
+				Description("The most messages of one shard delivered and not yet acknowledged; the shard's reader waits beyond that. 1 processes a shard in lock-step.").
+				Default(1024).
+				LintRule(`root = if this < 1 { ["checkpoint_limit must be at least 1"] }`),
+			service.NewAutoRetryNacksToggleField(),
+			service.NewDurationField(fieldCommitPeriod).
+				Description("How often checkpoints that moved are written. Checkpoints are also written on hand-off, at a shard's end and at shutdown.").
+				Default("5s"),
+			service.NewDurationField(fieldStealGrace).
+				Description("How long the owner of a shard may take to hand it over gracefully (stop reading, wait for its acknowledgements, write the final checkpoint) before the instance that asked for it takes it anyway. The built-in's default is 2s; ours is longer so that slow pipelines still hand over without duplicates.").
+				Default("10s").
+				Advanced(),
+			service.NewDurationField(fieldRebalancePeriod).
+				Description("How often an instance compares its share of the shards with the fleet's and asks for more if it is short. Free shards and shards of dead instances are taken at every heartbeat regardless. The built-in's default is 30s.").
+				Default("5s").
+				Advanced(),
+			service.NewDurationField(fieldLeasePeriod).
+				Description("How long an instance's heartbeat may stay unchanged before the others take its shards. Heartbeats are written every third of it, one item per instance. The built-in's default is 30s; ours reads a dead instance's shards again within 10 seconds.").
+				Default("6s").
+				Advanced(),
+			service.NewBoolField(fieldStartFromOldest).
+				Description("Without a checkpoint, start from the oldest record of a shard (true) or from the newest (false). Child shards of a split or merge always start from their oldest record, so nothing written to them is skipped.").
+				Default(true),
+			service.NewStringField(fieldStartTimestamp).
+				Description("Without a checkpoint, start from the first record written at or after this time (RFC 3339). Overrides start_from_oldest.").
+				Example("2026-01-31T12:00:00Z").
+				Optional().
+				Advanced(),
+			service.NewIntField(fieldMaxMoves).
+				Description("The most shards one instance takes or asks for in one rebalance.").
+				Default(2).
+				LintRule(`root = if this < 1 { ["max_moves_per_rebalance must be at least 1"] }`).
+				Advanced(),
+			service.NewObjectField(fieldPoll,
+				service.NewDurationField(fieldPollInterval).
+					Description("The least time between two GetRecords calls of one shard. Kinesis allows 5 calls per second per shard, shared by all consumers.").
+					Default("200ms"),
+				service.NewDurationField(fieldPollIdleWait).
+					Description("The pause after a call at the tip of a shard that returned nothing new.").
+					Default("1s"),
+				service.NewIntField(fieldPollLimit).
+					Description("The most records one GetRecords call returns (at most 10,000).").
+					Default(10000).
+					LintRule(`root = if this < 1 || this > 10000 { ["poll.limit must be between 1 and 10000"] }`),
+			).
+				Description("How shards are polled.").
+				Advanced(),
+		).
+		Fields(awssession.Fields()...).
+		Field(service.NewBatchPolicyField(fieldBatching))
+}
+
+// streamRef is one configured stream: its id as configured (also its
+// StreamID in the table) and, for explicit shards, the shards to read.
+type streamRef struct {
+	id     string
+	shards []string
+}
+
+// parseStreams splits the streams field as the built-in does: entries may
+// hold several comma-separated streams, `stream:shard` names one shard.
+func parseStreams(entries []string) ([]streamRef, error) {
+	var refs []streamRef
+	index := map[string]int{}
+	balanced, explicit := false, false
+	for _, entry := range entries {
+		for _, part := range strings.Split(entry, ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			id, shard, err := splitStreamShard(part)
+			if err != nil {
+				return nil, err
+			}
+			if id == reservedWorkersStream {
+				return nil, fmt.Errorf("stream name %q is reserved for the lease table's worker rows", id)
+			}
+			if shard == "" {
+				balanced = true
+			} else {
+				explicit = true
+			}
+			i, ok := index[id]
+			if !ok {
+				i = len(refs)
+				index[id] = i
+				refs = append(refs, streamRef{id: id})
+			}
+			if shard != "" {
+				refs[i].shards = append(refs[i].shards, shard)
+			}
+		}
+	}
+	if balanced && explicit {
+		return nil, fmt.Errorf("streams: balanced streams and explicit `stream:shard` entries cannot be mixed in one input")
+	}
+	if len(refs) == 0 {
+		return nil, fmt.Errorf("streams: at least one stream is required")
+	}
+	return refs, nil
+}
+
+// splitStreamShard separates `stream:shard`. An ARN holds colons itself, so
+// only a colon after its last slash starts a shard.
+func splitStreamShard(s string) (id, shard string, err error) {
+	prefix := ""
+	if i := strings.LastIndex(s, "/"); i > 0 {
+		prefix, s = s[:i], s[i:]
+	}
+	parts := strings.Split(s, ":")
+	if len(parts) > 2 {
+		return "", "", fmt.Errorf("stream %q is invalid: name one shard per entry, e.g. `foo:0,foo:1`, not `foo:0:1`", prefix+s)
+	}
+	id = prefix + strings.TrimSpace(parts[0])
+	if len(parts) == 2 {
+		shard = strings.TrimSpace(parts[1])
+		if shard == "" {
+			return "", "", fmt.Errorf("stream %q names an empty shard", prefix+s)
+		}
+	}
+	return id, shard, nil
+}
+
+// inputConfig is the parsed config of one input.
+type inputConfig struct {
+	streams         []streamRef
+	table           string
+	create          bool
+	billingMode     string
+	rcu, wcu        int64
+	checkpointLimit int
+	commitPeriod    time.Duration
+	handoffTimeout  time.Duration
+	rebalancePeriod time.Duration
+	leasePeriod     time.Duration
+	startFromOldest bool
+	startTimestamp  *time.Time
+	maxMoves        int
+	pace            pacing
+	pollLimit       int32
+}
+
+func inputConfigFromParsed(pConf *service.ParsedConfig) (conf inputConfig, err error) {
+	entries, err := pConf.FieldStringList(fieldStreams)
+	if err != nil {
+		return conf, err
+	}
+	if conf.streams, err = parseStreams(entries); err != nil {
+		return conf, err
+	}
+	db := pConf.Namespace(fieldDynamoDB)
+	if conf.table, err = db.FieldString(fieldTable); err != nil {
+		return conf, err
+	}
+	if conf.create, err = db.FieldBool(fieldCreate); err != nil {
+		return conf, err
+	}
+	if conf.billingMode, err = db.FieldString(fieldBillingMode); err != nil {
+		return conf, err
+	}
+	rcu, err := db.FieldInt(fieldRCU)
+	if err != nil {
+		return conf, err
+	}
+	wcu, err := db.FieldInt(fieldWCU)
+	if err != nil {
+		return conf, err
+	}
+	conf.rcu, conf.wcu = int64(rcu), int64(wcu)
+	if conf.checkpointLimit, err = pConf.FieldInt(fieldCheckpointLimit); err != nil {
+		return conf, err
+	}
+	durations := []struct {
+		field string
+		dst   *time.Duration
+	}{
+		{fieldCommitPeriod, &conf.commitPeriod},
+		{fieldStealGrace, &conf.handoffTimeout},
+		{fieldRebalancePeriod, &conf.rebalancePeriod},
+		{fieldLeasePeriod, &conf.leasePeriod},
+	}
+	for _, d := range durations {
+		if *d.dst, err = pConf.FieldDuration(d.field); err != nil {
+			return conf, err
+		}
+		if *d.dst <= 0 {
+			return conf, fmt.Errorf("%s must be greater than zero", d.field)
+		}
+	}
+	if conf.startFromOldest, err = pConf.FieldBool(fieldStartFromOldest); err != nil {
+		return conf, err
+	}
+	if pConf.Contains(fieldStartTimestamp) {
+		s, err := pConf.FieldString(fieldStartTimestamp)
+		if err != nil {
+			return conf, err
+		}
+		if s != "" {
+			ts, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return conf, fmt.Errorf("%s: %q is not an RFC 3339 time: %w", fieldStartTimestamp, s, err)
+			}
+			conf.startTimestamp = &ts
+		}
+	}
+	if conf.maxMoves, err = pConf.FieldInt(fieldMaxMoves); err != nil {
+		return conf, err
+	}
+	conf.pace = defaultPacing
+	if conf.pace.minInterval, err = pConf.FieldDuration(fieldPoll, fieldPollInterval); err != nil {
+		return conf, err
+	}
+	if conf.pace.idleWait, err = pConf.FieldDuration(fieldPoll, fieldPollIdleWait); err != nil {
+		return conf, err
+	}
+	limit, err := pConf.FieldInt(fieldPoll, fieldPollLimit)
+	if err != nil {
+		return conf, err
+	}
+	conf.pollLimit = int32(limit)
+	switch {
+	case conf.checkpointLimit < 1:
+		return conf, fmt.Errorf("checkpoint_limit must be at least 1")
+	case conf.maxMoves < 1:
+		return conf, fmt.Errorf("max_moves_per_rebalance must be at least 1")
+	case limit < 1 || limit > 10000:
+		return conf, fmt.Errorf("poll.limit must be between 1 and 10000")
+	case conf.table == "":
+		return conf, fmt.Errorf("dynamodb.table is required: it holds the leases and checkpoints")
+	}
+	return conf, nil
+}

@@ -107,6 +107,15 @@ func newShardReader(client kinesisAPI, stream, shardID string, start startPositi
 	return r
 }
 
+// plannedDelay is how long the next call to next will wait before calling
+// GetRecords.
+func (r *shardReader) plannedDelay() time.Duration {
+	if r.lastCall.IsZero() {
+		return 0
+	}
+	return r.pace.nextDelay(time.Since(r.lastCall), r.lastCount, r.lastBehind)
+}
+
 // fetched is one GetRecords answer.
 type fetched struct {
 	records      []types.Record

@@ -1,0 +1,314 @@
+package input
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/benthos-kinesis/benthos-kinesis/checkpointer/ack"
+)
+
+// delivery is one batch on its way to ReadBatch, with the function Benthos
+// calls once the pipeline is done with it.
+type delivery struct {
+	batch service.MessageBatch
+	ack   service.AckFunc
+}
+
+// gate pauses delivery while the worker is fenced (it could not heartbeat).
+type gate struct {
+	mu     sync.Mutex
+	open   bool
+	opened chan struct{} // closed while open
+}
+
+func newGate() *gate {
+	g := &gate{open: true, opened: make(chan struct{})}
+	close(g.opened)
+	return g
+}
+
+func (g *gate) set(open bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if open == g.open {
+		return
+	}
+	g.open = open
+	if open {
+		close(g.opened)
+	} else {
+		g.opened = make(chan struct{})
+	}
+}
+
+func (g *gate) wait(ctx context.Context) error {
+	g.mu.Lock()
+	ch := g.opened
+	g.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// shardConsumer reads one owned shard and delivers its records in batches,
+// at most checkpoint_limit messages unacknowledged. Its tracker says how far
+// the shard may be checkpointed. The coordinator starts and stops it; one
+// goroutine runs it.
+type shardConsumer struct {
+	stream, shard string
+	reader        *shardReader
+	out           chan<- delivery
+	gate          *gate
+	limit         int
+	policy        service.BatchPolicy
+	period        time.Duration // the batching policy's period, 0 if none
+	res           *service.Resources
+	metrics       *inputMetrics
+
+	mu          sync.Mutex
+	cond        *sync.Cond // signalled on every ack
+	tracker     *ack.Tracker
+	outstanding int // batches handed to ReadBatch and not yet acknowledged
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // why run ended, once done is closed: errShardEnded, a read error, or a context error
+}
+
+func newShardConsumer(stream, shard string, reader *shardReader, resumeAfter ack.Position, c *consumerDeps) *shardConsumer {
+	s := &shardConsumer{
+		stream: stream, shard: shard, reader: reader,
+		out: c.out, gate: c.gate, limit: c.limit, policy: c.policy, period: c.period, res: c.res, metrics: c.metrics,
+		tracker: ack.New(),
+		done:    make(chan struct{}),
+	}
+	s.cond = sync.NewCond(&s.mu)
+	s.tracker.Resume(resumeAfter)
+	return s
+}
+
+// consumerDeps are what every consumer of an input shares.
+type consumerDeps struct {
+	out     chan<- delivery
+	gate    *gate
+	limit   int
+	policy  service.BatchPolicy
+	period  time.Duration
+	res     *service.Resources
+	metrics *inputMetrics
+}
+
+// start runs the consumer until ctx ends, the shard ends or reading fails.
+func (s *shardConsumer) start(ctx context.Context) {
+	ctx, s.cancel = context.WithCancel(ctx)
+	go func() {
+		defer close(s.done)
+		s.err = s.run(ctx)
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}()
+}
+
+// stop stops reading and waits for the goroutine to exit. Delivered batches
+// may still be acknowledged after it.
+func (s *shardConsumer) stop() {
+	s.cancel()
+	s.mu.Lock()
+	s.cond.Broadcast() // wake a reader waiting for acks
+	s.mu.Unlock()
+	<-s.done
+}
+
+func (s *shardConsumer) run(ctx context.Context) error {
+	var batcher *service.Batcher
+	if !s.policy.IsNoop() {
+		b, err := s.policy.NewBatcher(s.res)
+		if err != nil {
+			return err
+		}
+		batcher = b
+		defer func() { _ = batcher.Close(context.Background()) }()
+	}
+	var (
+		pending    []*service.Message // in the batcher, with their positions
+		pendingPos ack.Position
+		firstAdded time.Time
+	)
+	flush := func() error {
+		if batcher == nil || len(pending) == 0 {
+			return nil
+		}
+		batch, err := batcher.Flush(ctx)
+		if err != nil {
+			return err
+		}
+		pending = pending[:0]
+		if len(batch) == 0 {
+			return nil
+		}
+		return s.deliver(ctx, batch, pendingPos)
+	}
+	for {
+		// A timed batch must not wait for the reader's idle pause.
+		if batcher != nil && len(pending) > 0 && s.period > 0 {
+			if left := s.period - time.Since(firstAdded); left <= 0 {
+				if err := flush(); err != nil {
+					return err
+				}
+			} else if left < s.reader.plannedDelay() {
+				if err := sleepCtx(ctx, left); err != nil {
+					return err
+				}
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		f, err := s.reader.next(ctx)
+		if errors.Is(err, errShardEnded) {
+			if ferr := flush(); ferr != nil {
+				return ferr
+			}
+			return errShardEnded
+		}
+		if err != nil {
+			return err
+		}
+		s.metrics.read(s.stream, s.shard, f)
+		for i := range f.records {
+			rec := &f.records[i]
+			pos, err := ack.ParseSequenceNumber(aws.ToString(rec.SequenceNumber))
+			if err != nil {
+				return err
+			}
+			msg := toMessage(s.stream, s.shard, rec, f.millisBehind)
+			if batcher == nil {
+				if err := s.deliver(ctx, service.MessageBatch{msg}, pos); err != nil {
+					return err
+				}
+				continue
+			}
+			if len(pending) == 0 {
+				firstAdded = time.Now()
+			}
+			pending = append(pending, msg)
+			pendingPos = pos
+			if batcher.Add(msg) {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// deliver hands one batch, ending at pos, to ReadBatch once the shard has
+// room under checkpoint_limit and the worker is not fenced.
+func (s *shardConsumer) deliver(ctx context.Context, batch service.MessageBatch, pos ack.Position) error {
+	s.mu.Lock()
+	for s.tracker.InFlight() > 0 && s.tracker.InFlight()+len(batch) > s.limit && ctx.Err() == nil {
+		s.cond.Wait()
+	}
+	if err := ctx.Err(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	id, err := s.tracker.Deliver(pos, len(batch))
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := s.gate.wait(ctx); err != nil {
+		return err
+	}
+	d := delivery{batch: batch, ack: func(context.Context, error) error {
+		// With auto_replay_nacks (the default) a nack never reaches here:
+		// the batch is replayed until it succeeds. Without it, a nacked
+		// batch is dropped, as the built-in does, so it counts as done.
+		s.mu.Lock()
+		if s.tracker.Ack(id) {
+			s.outstanding--
+		}
+		s.cond.Broadcast()
+		s.mu.Unlock()
+		return nil
+	}}
+	s.mu.Lock()
+	s.outstanding++
+	s.mu.Unlock()
+	select {
+	case s.out <- d:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		s.outstanding--
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// committable returns the checkpoint to write, if it moved.
+func (s *shardConsumer) committable() (ack.Position, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tracker.Committable()
+}
+
+func (s *shardConsumer) committed(pos ack.Position) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tracker.Committed(pos)
+}
+
+// drain waits until every batch handed to ReadBatch is acknowledged, or ctx
+// ends, and returns the checkpoint then (valid: whether there is one).
+func (s *shardConsumer) drain(ctx context.Context) (ack.Position, bool, error) {
+	stopWaking := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer stopWaking()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.outstanding > 0 && ctx.Err() == nil {
+		s.cond.Wait()
+	}
+	pos, ok := s.tracker.Checkpoint()
+	return pos, ok, ctx.Err()
+}
+
+// lost forgets every unacknowledged batch: the shard is someone else's now
+// and its checkpoint must never be written by this worker again.
+func (s *shardConsumer) lost() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tracker.Reset()
+	s.cond.Broadcast()
+}
+
+// toMessage makes a Benthos message of a record, with the built-in's
+// metadata and more.
+func toMessage(stream, shard string, rec *types.Record, millisBehind int64) *service.Message {
+	msg := service.NewMessage(rec.Data)
+	msg.MetaSetMut("kinesis_stream", stream)
+	msg.MetaSetMut("kinesis_shard", shard)
+	msg.MetaSetMut("kinesis_partition_key", aws.ToString(rec.PartitionKey))
+	msg.MetaSetMut("kinesis_sequence_number", aws.ToString(rec.SequenceNumber))
+	if rec.ApproximateArrivalTimestamp != nil {
+		msg.MetaSetMut("kinesis_arrival_timestamp", rec.ApproximateArrivalTimestamp.UTC().Format(time.RFC3339Nano))
+	}
+	msg.MetaSetMut("kinesis_millis_behind", strconv.FormatInt(millisBehind, 10))
+	return msg
+}

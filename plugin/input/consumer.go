@@ -82,7 +82,7 @@ type shardConsumer struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
-	err    error // why run ended, once done is closed: errShardEnded, a read error, or a context error
+	err    error // why run ended (guarded by mu): errShardEnded, a read error, or a context error
 }
 
 func newShardConsumer(stream, shard string, reader *shardReader, resumeAfter ack.Position, c *consumerDeps) *shardConsumer {
@@ -90,7 +90,6 @@ func newShardConsumer(stream, shard string, reader *shardReader, resumeAfter ack
 		stream: stream, shard: shard, reader: reader,
 		out: c.out, gate: c.gate, limit: c.limit, policy: c.policy, period: c.period, res: c.res, metrics: c.metrics,
 		tracker: ack.New(),
-		done:    make(chan struct{}),
 	}
 	s.cond = sync.NewCond(&s.mu)
 	s.tracker.Resume(resumeAfter)
@@ -108,15 +107,23 @@ type consumerDeps struct {
 	metrics *inputMetrics
 }
 
-// start runs the consumer until ctx ends, the shard ends or reading fails.
-func (s *shardConsumer) start(ctx context.Context) {
+// start runs the consumer until ctx ends, the shard ends or reading fails,
+// then calls ended (if set). It may be started again once done is closed:
+// the reader and the tracker carry on where they were.
+func (s *shardConsumer) start(ctx context.Context, ended func(*shardConsumer)) {
 	ctx, s.cancel = context.WithCancel(ctx)
+	done := make(chan struct{})
+	s.done = done
 	go func() {
-		defer close(s.done)
-		s.err = s.run(ctx)
+		err := s.run(ctx)
 		s.mu.Lock()
+		s.err = err
 		s.cond.Broadcast()
 		s.mu.Unlock()
+		close(done)
+		if ended != nil {
+			ended(s) // after done: whoever waits in stop is not blocked by it
+		}
 	}()
 }
 
@@ -256,6 +263,13 @@ func (s *shardConsumer) deliver(ctx context.Context, batch service.MessageBatch,
 		s.mu.Unlock()
 		return ctx.Err()
 	}
+}
+
+// endErr is why the last run ended.
+func (s *shardConsumer) endErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 // committable returns the checkpoint to write, if it moved.

@@ -49,7 +49,7 @@ func TestConsumerLimitAndCheckpoint(t *testing.T) {
 			cons := newShardConsumer("s", "shardId-000000000000", reader, ack.Position{}, testDeps(out, c.limit, c.policy))
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			cons.start(ctx)
+			cons.start(ctx, nil)
 			rng := rand.New(rand.NewPCG(7, 7))
 			type heldBatch struct {
 				d     delivery
@@ -100,8 +100,8 @@ func TestConsumerLimitAndCheckpoint(t *testing.T) {
 				t.Fatalf("drained to %v (%v, %v), want the last record %s", pos, ok, err, last)
 			}
 			cons.stop()
-			if !errors.Is(cons.err, context.Canceled) {
-				t.Fatalf("consumer ended with %v", cons.err)
+			if err := cons.endErr(); !errors.Is(err, context.Canceled) {
+				t.Fatalf("consumer ended with %v", err)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package checkpointer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -214,6 +215,27 @@ func (t *Table) RemoveWorker(ctx context.Context) error {
 		Key:       key(WorkersPartition, t.worker),
 	}); err != nil {
 		return fmt.Errorf("remove worker row %s from dynamodb table %q: %w", t.worker, t.name, err)
+	}
+	return nil
+}
+
+// RemoveDeadWorker deletes the row of another worker whose heartbeat has
+// stood still (at counter) for long enough that every observer counts it
+// out, so that a worker started later need not watch it for a lease period.
+// The condition keeps a row whose worker came back (its counter moved).
+func (t *Table) RemoveDeadWorker(ctx context.Context, id string, counter int64) error {
+	if _, err := t.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                 aws.String(t.name),
+		Key:                       key(WorkersPartition, id),
+		ConditionExpression:       aws.String("#hb = :hb"),
+		ExpressionAttributeNames:  map[string]string{"#hb": AttrHeartbeat},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":hb": numberAttr(counter)},
+	}); err != nil {
+		var failed *types.ConditionalCheckFailedException
+		if errors.As(err, &failed) {
+			return nil // it beat again, or another worker removed it first
+		}
+		return fmt.Errorf("remove dead worker row %s from dynamodb table %q: %w", id, t.name, err)
 	}
 	return nil
 }

@@ -210,3 +210,29 @@ func TestNewValidates(t *testing.T) {
 		t.Error("New(nil client): no error")
 	}
 }
+
+func TestRemoveDeadWorkerOnlyWhileStill(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxOf(t)
+	if err := e.w2.Heartbeat(ctx, 7, nil); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		ws, err := e.w1.Workers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ws)
+	}
+	// w1 last saw counter 6: w2 has beaten since, so its row stays.
+	if err := e.w1.RemoveDeadWorker(ctx, "w2", 6); err != nil || count() != 1 {
+		t.Fatalf("removed a worker that beat again: err %v, %d rows", err, count())
+	}
+	if err := e.w1.RemoveDeadWorker(ctx, "w2", 7); err != nil || count() != 0 {
+		t.Fatalf("still worker not removed: err %v, %d rows", err, count())
+	}
+	// Gone already (another worker removed it): not an error.
+	if err := e.w1.RemoveDeadWorker(ctx, "w2", 7); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -30,7 +30,8 @@
 //     hand-offs (RequestHandoff), the most loaded first, and only an owner that holds at least
 //     two more than Self. No owner is pushed below its share (so never below floor(n/w)), and
 //     every hand-off lowers the sum of squared loads, so a fleet that sees the same table
-//     converges and never oscillates; the two-more guard keeps that true when views differ.
+//     converges and never oscillates; the two-more guard keeps each hand-off a step down in
+//     what the requester sees even when views differ.
 //     With one view, the hand-offs are exactly the shards above their owners' shares: the
 //     fewest possible. (LEASES.md says "below floor(n/w)", from owners "above ceil(n/w)"; a
 //     worker whose share is the ceiling must also ask, or a fleet such as 5/3/3 on 11 shards
@@ -49,8 +50,26 @@
 // Weighting by observed bytes per second (optional in DESIGN.md) is not implemented: every
 // readable shard weighs one.
 //
-// Forcing a hand-off is not planned here: it depends on how long the request has waited on the
-// requester's clock (handoff_timeout), which the caller tracks.
+// # What the caller does
+//
+// The rest of the protocol is the caller's, and the simulation in this package's tests
+// (world_test.go) models it as follows; it is what those tests show to be safe.
+//
+//   - Snapshot: every shard ListShards returns (and only those) with its row; Workers and Grace
+//     from the heartbeat counters as judged on the caller's own clock (LEASES.md "Liveness").
+//   - Actions: each one conditional write: Claim and Steal on ClientID and Epoch as observed
+//     (0: a row without Epoch, or no row), RequestHandoff on ClientID, Epoch and no other
+//     request. A failed condition is not an error: the next plan starts from a fresh read.
+//   - Forcing a hand-off is not planned here: it depends on how long the request has waited on
+//     the requester's clock (handoff_timeout), which the caller tracks.
+//   - A row that says ClientID = Self which the worker does not read (a write whose answer was
+//     lost, a hand-over to it) is adopted: read from its checkpoint.
+//   - Back from a fence, the worker re-takes every lease it still holds (a conditional write
+//     on its own row: ClientID = Self AND Epoch = mine, setting Epoch+1, as a claim does)
+//     before reading it again. An observer that judged it dead just before its heartbeat came
+//     back may be about to steal on the epoch it read; re-taking makes that steal fail. Without
+//     it, LEASES.md's "until a heartbeat succeeds and it has re-read its leases" lets two
+//     workers read one shard (testdata/recovery_race.txt).
 package balance
 
 import (

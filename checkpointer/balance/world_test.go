@@ -24,17 +24,22 @@ type simConfig struct {
 	work      int64 // the readers' cadence: deliveries, acks and checkpoints (commit_period)
 	handoff   int64 // handoff_timeout
 	ackMax    int64 // a delivered batch is acknowledged within [0, ackMax]
-	retention int64 // a closed shard ages out of ListShards this long after it closed
-	maxMoves  int
+	// writeDelay: the planned writes go out within [0, writeDelay] after the lease read.
+	writeDelay int64
+	retention  int64 // a closed shard ages out of ListShards this long after it closed
+	maxMoves   int
 	// Fault rates, per request: lost before it is applied, applied but the answer lost, a
 	// lease read that fails.
 	lossReq, lossAns, lossRead float64
+	// retakeAfterFence: a worker back from a fence re-takes its leases (epoch+1) before reading.
+	retakeAfterFence bool
 }
 
 func defaultConfig() simConfig {
 	return simConfig{
 		lease: 9000, heartbeat: 3000, margin: 3000, rebalance: 3000, jitter: 1000,
-		work: 1000, handoff: 6000, ackMax: 2000, retention: 60000, maxMoves: 2,
+		work: 1000, handoff: 6000, ackMax: 2000, writeDelay: 1000, retention: 60000, maxMoves: 2,
+		retakeAfterFence: true,
 	}
 }
 
@@ -78,7 +83,7 @@ type change struct {
 	kind   string // claim, steal, handover, force
 	at     int64
 	from   string
-	hiThen int64 // highest record delivered by a current owner before this change
+	hiThen int64 // highest record delivered by the owner of the epoch this change ended
 }
 
 type simStats struct {
@@ -86,8 +91,9 @@ type simStats struct {
 	writes, rejected, lostRequests, lostAnswers, lostRd int
 	claims, steals, requests, handovers, forces         int
 	finishes, lost, adopted, fences, zombieRejected     int
+	retakes, plans, checks                              int // checks: invariant checks made
 	forcedOverlaps, splits, merges                      int
-	crashes, pauses, longPauses, joins                  int
+	crashes, pauses, longPauses, joins, cuts            int
 }
 
 func (a *simStats) add(b simStats) {
@@ -116,6 +122,10 @@ func (a *simStats) add(b simStats) {
 	a.pauses += b.pauses
 	a.longPauses += b.longPauses
 	a.joins += b.joins
+	a.cuts += b.cuts
+	a.retakes += b.retakes
+	a.plans += b.plans
+	a.checks += b.checks
 }
 
 type world struct {
@@ -135,7 +145,7 @@ type world struct {
 	// checks
 	epochs     map[skey]int64
 	changes    map[skey]map[int64]change
-	hi         map[skey]int64 // highest record delivered by the owner of the current epoch
+	hi         map[skey]int64 // highest record delivered by the owner of the current epoch, from its checkpoint on
 	violations []string
 	stats      simStats
 	log        []string // nil unless logging
@@ -279,6 +289,7 @@ func (w *world) setOwner(k skey, owner string, epoch int64, kind, from string) {
 		r = &row{}
 		w.rows[k] = r
 	}
+	w.stats.checks++
 	if epoch <= r.epoch || epoch <= w.epochs[k] {
 		w.violate("epoch of %s goes from %d to %d", k, max(r.epoch, w.epochs[k]), epoch)
 	}
@@ -288,6 +299,7 @@ func (w *world) setOwner(k skey, owner string, epoch int64, kind, from string) {
 		w.changes[k] = map[int64]change{}
 	}
 	w.changes[k][epoch] = change{kind: kind, at: w.now, from: from, hiThen: w.hi[k]}
+	w.hi[k] = r.ckpt
 }
 
 // take: claim a free shard (from "") or a dead owner's: ClientID = from AND epoch as observed.
@@ -295,6 +307,10 @@ func (w *world) take(k skey, me, from string, e int64, kind string) bool {
 	r := w.rowOf(k)
 	if r.owner != from || r.epoch != e {
 		return false
+	}
+	w.stats.checks++
+	if r.finished {
+		w.violate("%s takes %s, which is finished", me, k)
 	}
 	w.setOwner(k, me, e+1, kind, from)
 	return true
@@ -320,6 +336,7 @@ func (w *world) finish(k skey, me string, e, ckpt int64) bool {
 	}
 	r := w.rows[k]
 	r.finished, r.ckpt, r.owner = true, ckpt, ""
+	w.stats.checks++
 	if sh := w.shards[k]; sh.closedAt < 0 || ckpt != sh.written(sh.closedAt) {
 		w.violate("%s finished at %d: closed %v, %d records", k, ckpt, sh.closedAt >= 0, sh.written(w.now))
 	}
@@ -373,6 +390,7 @@ type lease struct {
 	epoch, pos, acked, ckpt int64
 	batches                 []batch
 	stopping                bool // a hand-off was asked for: reading stopped, acks awaited
+	retaking                bool // back from a fence: not read until re-taken
 	to                      string
 	stopAt                  int64
 }
@@ -396,14 +414,18 @@ type worker struct {
 	hbAt        int64
 	readAt      int64
 	workAt      int64
-	lastHB      int64 // own clock: when the last heartbeat that succeeded was sent; -1: none
+	actAt       int64    // when the pending writes go out; never: none
+	pending     []Action // planned at the last lease read
+	lastHB      int64    // own clock: when the last heartbeat that succeeded was sent; -1: none
 	fenced      bool
+	started     bool // unfenced once: the first heartbeat and read are not worth a log line
 	hbSince     bool // a heartbeat succeeded since the fence
 	seen        map[string]*sighting
 	judged      map[string]string // as of the last plan, for the log
 	leases      map[skey]*lease
 	reqs        map[skey]*request
 	lose        map[string]int // injected faults: heartbeat, read, write, answer
+	cutUntil    int64          // cut off from the table (every request lost) until then
 }
 
 func (w *world) addWorker(id string, drift int64) (*worker, error) {
@@ -413,7 +435,7 @@ func (w *world) addWorker(id string, drift int64) (*worker, error) {
 	src := rand.NewPCG(w.r.Uint64(), w.r.Uint64())
 	k := &worker{
 		w: w, id: id, drift: drift, base: w.r.Int64N(1 << 40), src: src, r: rand.New(src),
-		hbAt: w.now, readAt: w.now, workAt: w.now, lastHB: -1, fenced: true,
+		hbAt: w.now, readAt: w.now, workAt: w.now, actAt: never, lastHB: -1, fenced: true,
 		resumed: true, seen: map[string]*sighting{}, leases: map[skey]*lease{},
 		reqs: map[skey]*request{}, lose: map[string]int{},
 	}
@@ -438,6 +460,10 @@ func (k *worker) send(what string) (applied, answered bool) {
 	w := k.w
 	if what != "heartbeat" {
 		w.stats.writes++
+	}
+	if w.now < k.cutUntil {
+		w.stats.lostRequests++
+		return false, false
 	}
 	if k.lose[what] > 0 || (what != "heartbeat" && k.lose["write"] > 0) {
 		if k.lose[what] > 0 {
@@ -474,12 +500,17 @@ func (k *worker) fenceCheck() {
 	}
 }
 
-// delivering says whether the worker would deliver records of k now (were it scheduled):
-// it holds the lease, is not handing it off, and its own clock does not fence it.
+// delivering says whether the worker would deliver records of key now, were it scheduled: it
+// holds the lease, is neither handing it off nor re-taking it, and its own clock does not fence
+// it. A paused worker counts: it delivers again the moment it resumes, unless fenced by then.
 func (k *worker) delivering(key skey) bool {
 	l := k.leases[key]
-	return l != nil && !l.stopping && !k.crashed && !k.fenced && k.lastHB >= 0 &&
-		k.mono()-k.lastHB <= k.w.cfg.lease-k.w.cfg.margin
+	return l != nil && !l.stopping && !l.retaking && !k.crashed && !k.fencedNow()
+}
+
+// fencedNow: fenced, or about to be at the worker's next step (its clock is past the deadline).
+func (k *worker) fencedNow() bool {
+	return k.fenced || k.lastHB < 0 || k.mono()-k.lastHB > k.w.cfg.lease-k.w.cfg.margin
 }
 
 func (k *worker) heartbeat() {
@@ -553,7 +584,7 @@ func (k *worker) read() {
 	w, cfg := k.w, k.w.cfg
 	k.readAt = k.after(cfg.rebalance + k.r.Int64N(cfg.jitter+1))
 	k.fenceCheck()
-	if k.lose["read"] > 0 || w.r.Float64() < cfg.lossRead {
+	if w.now < k.cutUntil || k.lose["read"] > 0 || w.r.Float64() < cfg.lossRead {
 		if k.lose["read"] > 0 {
 			k.lose["read"]--
 		}
@@ -562,29 +593,20 @@ func (k *worker) read() {
 		return
 	}
 	now := k.mono()
-	for _, id := range w.hbOrder {
-		c := w.hb[id]
-		if s := k.seen[id]; s == nil || !s.row || s.counter != c {
-			k.seen[id] = &sighting{counter: c, since: now, row: true}
-		}
-	}
-	var listed []*simShard
-	for _, key := range w.order {
-		if sh := w.shards[key]; w.listed(sh) {
-			listed = append(listed, sh)
-			if r := w.rows[key]; r != nil && r.owner != "" && k.seen[r.owner] == nil {
-				k.seen[r.owner] = &sighting{since: now} // an owner without a worker row
-			}
-		}
-	}
+	listed := k.observe(k.seen)
 
 	// Reconcile the leases held with the table.
 	for _, key := range sortedKeys(k.leases) {
 		l := k.leases[key]
 		r := w.rowOf(key)
+		w.stats.checks++
 		switch {
 		case l.epoch > r.epoch:
 			w.violate("%s holds %s at epoch %d, the row says %d", k.id, key, l.epoch, r.epoch)
+		case l.retaking && r.owner == k.id && r.epoch == l.epoch+1 && w.changes[key][r.epoch].kind == "retake":
+			l.epoch++ // the retake whose answer was lost
+			l.retaking, l.stopping = false, false
+			k.logf("retook %s epoch %d", key, l.epoch)
 		case !w.listed(w.shards[key]):
 			k.drop(key, fmt.Sprintf("drops %s: no longer listed", key))
 		case r.owner != k.id || r.epoch != l.epoch:
@@ -605,8 +627,17 @@ func (k *worker) read() {
 			return
 		}
 		k.fenced = false
-		k.logf("unfenced")
+		if k.started {
+			k.logf("unfenced")
+		}
+		k.started = true
+		if cfg.retakeAfterFence {
+			for _, l := range k.leases {
+				l.retaking = true
+			}
+		}
 	}
+	k.retake()
 
 	// Hand-off requests: time them on this clock, force the ones that waited too long.
 	for _, sh := range listed {
@@ -626,12 +657,7 @@ func (k *worker) read() {
 			continue
 		}
 		delete(k.reqs, key)
-		applied, answered := k.send("write")
-		ok := applied && w.force(key, k.id, q.owner, q.epoch)
-		if ok {
-			w.stats.forces++
-		}
-		k.outcome("force", key, q.owner, q.epoch, ok, answered)
+		k.pending = append(k.pending, Action{Kind: force, Stream: key.stream, Shard: key.id, From: q.owner, Epoch: q.epoch})
 	}
 
 	s := k.snapshot(listed, k.r.Uint64())
@@ -659,11 +685,40 @@ func (k *worker) read() {
 		}
 	}
 	k.judged = judged
-	for _, a := range Plan(s) {
+	plan := Plan(s)
+	if err := checkPlan(s, plan); err != nil {
+		w.violate("%s: %v", k.id, err)
+	}
+	w.stats.plans++
+	w.stats.checks += 1 + len(plan)
+	for _, a := range plan {
+		if sg := k.seen[a.From]; a.Kind == Steal && (sg == nil || now-sg.since < cfg.lease) {
+			w.violate("%s plans %v before it has watched %s for a lease period", k.id, a, a.From)
+		}
+	}
+	k.pending = append(k.pending, plan...)
+	if len(k.pending) > 0 {
+		k.actAt = w.now + k.r.Int64N(cfg.writeDelay+1)
+	}
+}
+
+// act makes the writes planned at the last lease read, a moment later: other workers may have
+// written in between, and a pause may fall in between (the writes then go out late).
+func (k *worker) act() {
+	w := k.w
+	k.actAt = never
+	pending := k.pending
+	k.pending = nil
+	for _, a := range pending {
 		key := skey{a.Stream, a.Shard}
 		applied, answered := k.send("write")
 		var ok bool
 		switch a.Kind {
+		case force:
+			ok = applied && w.force(key, k.id, a.From, a.Epoch)
+			if ok {
+				w.stats.forces++
+			}
 		case Claim, Steal:
 			ok = applied && w.take(key, k.id, a.From, a.Epoch, a.Kind.String())
 			if ok && a.Kind == Claim {
@@ -677,9 +732,52 @@ func (k *worker) read() {
 				w.stats.requests++
 			}
 		}
-		k.outcome(a.Kind.String(), key, a.From, a.Epoch, ok, answered)
+		what := a.Kind.String()
+		if a.Kind == force {
+			what = "force"
+		}
+		k.outcome(what, key, a.From, a.Epoch, ok, answered)
 		if ok && answered && a.Kind == RequestHandoff {
-			k.reqs[key] = &request{owner: a.From, epoch: a.Epoch, since: now}
+			k.reqs[key] = &request{owner: a.From, epoch: a.Epoch, since: k.mono()}
+		}
+	}
+}
+
+// force is the worker's own kind of write for a hand-off that waited too long.
+const force Kind = 100
+
+const never = int64(1) << 62
+
+// retake re-takes every lease held after a fence, before reading any again: a conditional
+// write on the worker's own row (ClientID = me AND Epoch = mine; Epoch+1), the same write as a
+// steal from a dead owner. An observer that judged this worker dead before its heartbeat came
+// back may still be about to steal on that stale judgement: its write, conditioned on the old
+// epoch, now fails. Without this (LEASES.md says only "until a heartbeat succeeds and it has
+// re-read its leases"), the worker reads the shard again while the late steal takes it: two
+// readers (TestSimulationFindsRecoveryRace).
+func (k *worker) retake() {
+	w := k.w
+	for _, key := range sortedKeys(k.leases) {
+		l := k.leases[key]
+		if !l.retaking {
+			continue
+		}
+		applied, answered := k.send("write")
+		ok := applied && w.take(key, k.id, k.id, l.epoch, "retake")
+		switch {
+		case !answered:
+			// Unknown: not read until a lease read shows the row.
+			k.logf("retake %s: no answer", key)
+		case !ok:
+			r := w.rowOf(key)
+			w.stats.rejected++
+			k.drop(key, fmt.Sprintf("retake %s epoch %d rejected: owner %s epoch %d", key, l.epoch, orNone(r.owner), r.epoch))
+		default:
+			w.stats.retakes++
+			k.logf("retakes %s epoch %d->%d", key, l.epoch, l.epoch+1)
+			l.epoch++
+			l.retaking = false
+			l.stopping = false // the write removed any request: the taker asks again
 		}
 	}
 }
@@ -732,14 +830,40 @@ func (k *worker) snapshot(listed []*simShard, seed uint64) Snapshot {
 	return s
 }
 
-func (k *worker) listedNow() []*simShard {
+// observe is the liveness part of a lease read: it notes in seen every heartbeat counter that
+// changed and every owner without a worker row, at the time of the worker's clock, and returns
+// the listed shards.
+func (k *worker) observe(seen map[string]*sighting) []*simShard {
+	w, now := k.w, k.mono()
+	for _, id := range w.hbOrder {
+		c := w.hb[id]
+		if s := seen[id]; s == nil || !s.row || s.counter != c {
+			seen[id] = &sighting{counter: c, since: now, row: true}
+		}
+	}
 	var listed []*simShard
-	for _, key := range k.w.order {
-		if sh := k.w.shards[key]; k.w.listed(sh) {
+	for _, key := range w.order {
+		if sh := w.shards[key]; w.listed(sh) {
 			listed = append(listed, sh)
+			if r := w.rows[key]; r != nil && r.owner != "" && seen[r.owner] == nil {
+				seen[r.owner] = &sighting{since: now} // an owner without a worker row
+			}
 		}
 	}
 	return listed
+}
+
+// peek is the snapshot the worker would plan on were it to read the table now; nothing changes.
+func (k *worker) peek(seed uint64) Snapshot {
+	saved := k.seen
+	k.seen = map[string]*sighting{}
+	for id, sg := range saved {
+		c := *sg
+		k.seen[id] = &c
+	}
+	s := k.snapshot(k.observe(k.seen), seed)
+	k.seen = saved
+	return s
 }
 
 func (k *worker) stop(key skey, l *lease, to string) {
@@ -762,6 +886,9 @@ func (k *worker) work() {
 		for len(l.batches) > 0 && l.batches[0].ackAt <= w.now {
 			l.acked = l.batches[0].upTo
 			l.batches = l.batches[1:]
+		}
+		if l.retaking {
+			continue
 		}
 		if l.stopping {
 			if l.acked == l.pos || k.mono()-l.stopAt >= cfg.handoff {
@@ -830,11 +957,14 @@ func (k *worker) work() {
 func (w *world) deliver(k *worker, key skey, l *lease, upTo int64) {
 	w.stats.deliveries++
 	w.stats.records += int(upTo - l.pos)
+	w.stats.checks += 1 + len(w.workers) + len(w.shards[key].parents)
 	r := w.rowOf(key)
 	if r.owner == k.id && r.epoch == l.epoch {
-		// The owner of the current epoch: a graceful move (claim of a free shard, hand-over)
-		// must not deliver a record twice; a steal or a force may (at-least-once).
-		if ch, ok := w.changes[key][l.epoch]; ok && l.pos < ch.hiThen && ch.kind != "steal" && ch.kind != "force" {
+		// The owner of the current epoch: after a graceful move (a hand-over, a claim of a
+		// free shard) it must not deliver again what the previous owner delivered in its
+		// epoch; after a steal or a force it may (at-least-once), and so may a worker that
+		// re-took its own lease, lost the answer and dropped its unacknowledged batches.
+		if ch, ok := w.changes[key][l.epoch]; ok && l.pos < ch.hiThen && ch.kind != "steal" && ch.kind != "force" && ch.kind != "retake" {
 			w.violate("%s redelivers %s from %d after a %s (delivered up to %d before)", k.id, key, l.pos+1, ch.kind, ch.hiThen)
 		}
 		w.hi[key] = max(w.hi[key], upTo)
@@ -844,7 +974,7 @@ func (w *world) deliver(k *worker, key skey, l *lease, upTo int64) {
 		if ch.kind == "force" && ch.from == k.id && w.now-ch.at <= w.cfg.lease {
 			w.stats.forcedOverlaps++
 		} else {
-			w.violate("%s delivers %s at epoch %d but the row says owner %s epoch %d (epoch %d: %s by %s at %s)",
+			w.violate("%s delivers %s at epoch %d but the row says owner %s epoch %d (epoch %d: %s from %s at %s)",
 				k.id, key, l.epoch, orNone(r.owner), r.epoch, l.epoch+1, ch.kind, ch.from, ms(ch.at))
 		}
 	}
@@ -874,7 +1004,8 @@ func (w *world) deliver(k *worker, key skey, l *lease, upTo int64) {
 
 // --- the event loop ---
 
-// next returns the worker with the earliest timer and which timer (0 heartbeat, 1 read, 2 work).
+// next returns the worker with the earliest timer and which timer (0 heartbeat, 1 read, 2 work,
+// 3 the writes planned).
 func (w *world) next() (*worker, int, int64) {
 	var best *worker
 	which, at := 0, int64(-1)
@@ -882,7 +1013,7 @@ func (w *world) next() (*worker, int, int64) {
 		if k.crashed {
 			continue
 		}
-		for i, t := range [3]int64{k.hbAt, k.readAt, k.workAt} {
+		for i, t := range [4]int64{k.hbAt, k.readAt, k.workAt, k.actAt} {
 			if best == nil || t < at {
 				best, which, at = k, i, t
 			}
@@ -902,11 +1033,17 @@ func (w *world) runUntil(t int64) {
 		w.stats.events++
 		if at < k.pausedUntil {
 			k.hbAt, k.readAt, k.workAt = max(k.hbAt, k.pausedUntil), max(k.readAt, k.pausedUntil), max(k.workAt, k.pausedUntil)
+			if k.actAt != never {
+				k.actAt = max(k.actAt, k.pausedUntil)
+			}
 			continue
 		}
 		if !k.resumed {
 			k.resume()
 		}
+		// The fence is a matter of the worker's clock: it holds from the moment the deadline
+		// passes, whatever the worker was doing (or not doing: paused) then.
+		k.fenceCheck()
 		switch which {
 		case 0:
 			k.heartbeat()
@@ -914,6 +1051,8 @@ func (w *world) runUntil(t int64) {
 			k.read()
 		case 2:
 			k.work()
+		case 3:
+			k.act()
 		}
 	}
 	w.now = max(w.now, t)
@@ -946,6 +1085,19 @@ func (w *world) pause(id string, d int64, zombie bool) error {
 	return nil
 }
 
+// cut cuts a worker off from the table for d: every request it makes is lost, while its
+// readers go on (Kinesis still answers). Self-fencing is what stops them.
+func (w *world) cut(id string, d int64) error {
+	k := w.byID[id]
+	if k == nil || k.crashed {
+		return fmt.Errorf("no running worker %s", id)
+	}
+	k.cutUntil = w.now + d
+	w.stats.cuts++
+	w.logf("%s is cut off from the table for %s", id, ms(d))
+	return nil
+}
+
 func (w *world) running() []*worker {
 	var out []*worker
 	for _, k := range w.workers {
@@ -960,6 +1112,7 @@ func (w *world) running() []*worker {
 // but unfinished, every readable shard owned by a running worker that reads it, no pending
 // request, and every running worker at floor or ceil. Otherwise it says why not.
 func (w *world) stable() (bool, string) {
+	w.stats.checks++
 	run := w.running()
 	if len(run) == 0 || len(run) != countIf(w.workers, func(k *worker) bool { return !k.crashed }) {
 		return false, "a worker is paused"
@@ -967,8 +1120,11 @@ func (w *world) stable() (bool, string) {
 	load := map[string]int{}
 	byID := map[string]*worker{}
 	for _, k := range run {
-		if k.fenced {
+		if k.fencedNow() {
 			return false, k.id + " is fenced"
+		}
+		if w.now < k.cutUntil {
+			return false, k.id + " is cut off from the table"
 		}
 		byID[k.id] = k
 		load[k.id] = 0
@@ -991,7 +1147,7 @@ func (w *world) stable() (bool, string) {
 		if k == nil {
 			return false, fmt.Sprintf("%s owned by %s, not a running worker", key, orNone(r.owner))
 		}
-		if l := k.leases[key]; l == nil || l.epoch != r.epoch || l.stopping {
+		if l := k.leases[key]; l == nil || l.epoch != r.epoch || l.stopping || l.retaking {
 			return false, fmt.Sprintf("%s: %s does not read it", key, k.id)
 		}
 		if r.handoffTo != "" {
@@ -1018,12 +1174,12 @@ func countIf[T any](s []T, f func(T) bool) int {
 	return n
 }
 
-// epochsNow is a fingerprint of the owners and epochs, to see that a stable fleet stays still.
-func (w *world) epochsNow() string {
+// ownersNow is a fingerprint of the owners, to see that a stable fleet stays still. (Epochs
+// may move without an owner changing: a worker that fenced itself re-takes its own leases.)
+func (w *world) ownersNow() string {
 	var b strings.Builder
 	for _, key := range w.order {
-		r := w.rowOf(key)
-		fmt.Fprintf(&b, "%s=%s@%d ", key, r.owner, r.epoch)
+		fmt.Fprintf(&b, "%s=%s ", key, w.rowOf(key).owner)
 	}
 	return b.String()
 }

@@ -179,7 +179,13 @@ func (c *coordinator) cycle(ctx context.Context) {
 	}
 	c.reconcile(ctx, leases)
 	if c.fenced {
-		// The heartbeat went through again and the leases are re-read.
+		// The heartbeat went through again and the leases are re-read. But
+		// another worker may have judged this one dead just before, and be
+		// about to steal at the epoch it read: re-take every lease (epoch
+		// + 1) before delivering again, so that such a steal fails.
+		if !c.retake(ctx, leases) {
+			return
+		}
 		c.fenced = false
 		c.deps.gate.set(true)
 		c.log.Infof("Heartbeats reach dynamodb table %s again: delivery resumed", c.table.Name())
@@ -207,9 +213,17 @@ func (c *coordinator) observe(ctx context.Context) error {
 		}
 		delete(c.missing, w.ID)
 	}
-	for id := range c.seen {
-		if !present[id] {
+	for id, o := range c.seen {
+		switch {
+		case !present[id]:
 			delete(c.seen, id)
+		case id != c.workerID && now.Sub(o.since) >= 2*c.conf.leasePeriod:
+			// Dead for a lease period past what anyone needs to count it
+			// out: remove its row, so that a worker started later does
+			// not have to watch it for a lease period first.
+			if err := c.table.RemoveDeadWorker(ctx, id, o.counter); err != nil && ctx.Err() == nil {
+				c.log.Warnf("Removing the row of dead worker %s: %v", id, err)
+			}
 		}
 	}
 	return nil
@@ -299,6 +313,9 @@ func (c *coordinator) reconcile(ctx context.Context, leases map[shardKey]checkpo
 			continue
 		}
 		if l.HandoffTo != "" && l.HandoffTo != c.workerID && !o.handover {
+			if alive, _ := c.liveness(l.HandoffTo, c.now()); !alive {
+				continue // asked by a worker that has since died: keep reading
+			}
 			c.handOver(ctx, o, l.HandoffTo)
 		}
 	}
@@ -316,6 +333,31 @@ func (c *coordinator) reconcile(ctx context.Context, leases map[shardKey]checkpo
 		delete(c.requested, key)
 		c.adopt(ctx, key, l)
 	}
+}
+
+// retake bumps the epoch of every lease this worker still holds, with a
+// write conditional on its own row; a lease it cannot re-take is lost. It
+// returns false when the table could not be reached (stay fenced).
+func (c *coordinator) retake(ctx context.Context, leases map[shardKey]checkpointer.Lease) bool {
+	for key, o := range c.owned {
+		if o.handover {
+			continue
+		}
+		observed := leases[key]
+		l, err := c.table.Claim(ctx, key.stream, key.shard, observed)
+		switch {
+		case err == nil:
+			o.epoch = l.Epoch
+		case errors.Is(err, checkpointer.ErrClaimConflict):
+			c.lose(o, "it was taken while this worker could not heartbeat")
+		default:
+			if ctx.Err() == nil {
+				c.log.Warnf("Re-taking shard %s of %s after a fence: %v", key.shard, key.stream, err)
+			}
+			return false
+		}
+	}
+	return true
 }
 
 // plan asks the balancer what to take and takes it.

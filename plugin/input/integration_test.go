@@ -5,16 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/benthos-kinesis/benthos-kinesis/checkpointer"
 	"github.com/benthos-kinesis/benthos-kinesis/internal/testenv"
 )
 
@@ -85,7 +88,7 @@ func startPipeline(t *testing.T, label, inputYAML string, got *received) *pipeli
 	return p
 }
 
-// stopGracefully stops the stream the way Benthos does on SIGTERM.
+// stopGracefully stops the stream the way Benthos does on SIGTERM, bounded.
 func (p *pipeline) stopGracefully(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -280,4 +283,114 @@ func TestIntegrationCrashedWorkerShardsTakenOver(t *testing.T) {
 	waitFor(t, time.Minute, "20,000 records", func() bool { d, _ := got.snapshot(); return d == 20000 })
 	_, total := got.snapshot()
 	t.Logf("take-over after %v (lease period 3s); %d duplicates", takeover.Round(10*time.Millisecond), total-20000)
+}
+
+// The built-in input's full default config, as its `create` prints it (with
+// stream demo and table demo_checkpoints), runs unchanged; the endpoints
+// come from the SDK's standard environment variables.
+func TestIntegrationBuiltinDefaultConfigRuns(t *testing.T) {
+	ref, err := readFileUp("shared/reference/builtin-aws_kinesis-input.yaml")
+	if err != nil {
+		t.Fatalf("reference config: %v", err)
+	}
+	kc := testenv.Kinesalite(t)
+	dc := testenv.DynamoDB(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("demo"), ShardCount: aws.Int32(2)}); err != nil {
+		var inUse *types.ResourceInUseException
+		if !errors.As(err, &inUse) {
+			t.Fatal(err)
+		}
+	}
+	if err := testenv.WaitStreamActive(ctx, kc, "demo"); err != nil {
+		t.Fatal(err)
+	}
+	ensureTable(t, dc, "demo_checkpoints")
+	t.Setenv("AWS_ENDPOINT_URL_KINESIS", testenv.KinesaliteEndpoint(t))
+	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", testenv.DynamoDBEndpoint(t))
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_REGION", "us-east-1")
+
+	run := strconv.FormatInt(time.Now().UnixNano(), 10)
+	var entries []types.PutRecordsRequestEntry
+	for i := 0; i < 100; i++ {
+		entries = append(entries, types.PutRecordsRequestEntry{Data: []byte(run + "-" + strconv.Itoa(i)), PartitionKey: aws.String(strconv.Itoa(i))})
+	}
+	if _, err := kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("demo"), Records: entries}); err != nil {
+		t.Fatal(err)
+	}
+
+	env := service.NewEnvironment()
+	if err := Register(env, "aws_kinesis"); err != nil {
+		t.Fatal(err)
+	}
+	sb := env.NewStreamBuilder()
+	if err := sb.SetLoggerYAML("level: WARN"); err != nil {
+		t.Fatal(err)
+	}
+	// The file is `input:` and the component under it: add that, unchanged.
+	_, component, ok := strings.Cut(string(ref), "input:\n")
+	if !ok {
+		t.Fatal("reference config has no input section")
+	}
+	if err := sb.AddInputYAML(dedent(component, "  ")); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	if err := sb.AddConsumerFunc(func(_ context.Context, m *service.Message) error {
+		b, _ := m.AsBytes()
+		mu.Lock()
+		seen[string(b)] = true
+		mu.Unlock()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sb.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = st.Run(context.Background()) }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := st.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	}()
+	waitFor(t, time.Minute, "the 100 records of this run", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := 0; i < 100; i++ {
+			if !seen[run+"-"+strconv.Itoa(i)] {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// dedent removes prefix from the start of every line.
+func dedent(s, prefix string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimPrefix(l, prefix)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func ensureTable(t *testing.T, dc *dynamodb.Client, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tbl, err := checkpointer.New(dc, name, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tbl.EnsureTable(ctx, true, checkpointer.BillingPayPerRequest, 0, 0); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -64,15 +64,19 @@ func TestExamplesLint(t *testing.T) {
 	}
 }
 
-// The built-in component's full default config, as its `create` prints it,
-// must lint unchanged. shared/ sits beside the repository.
-func TestBuiltinOutputConfigLints(t *testing.T) {
-	ref := "../../../shared/reference/builtin-aws_kinesis-output.yaml"
-	if _, err := os.Stat(ref); err != nil {
-		t.Fatalf("reference config missing: %v", err)
-	}
-	if out, err := run(t, "lint", ref); err != nil {
-		t.Fatalf("lint %s: %v\n%s", ref, err, out)
+// The built-in components' full default configs, as their `create` prints
+// them, must lint unchanged. shared/ sits beside the repository.
+func TestBuiltinConfigsLint(t *testing.T) {
+	for _, ref := range []string{
+		"../../../shared/reference/builtin-aws_kinesis-output.yaml",
+		"../../../shared/reference/builtin-aws_kinesis-input.yaml",
+	} {
+		if _, err := os.Stat(ref); err != nil {
+			t.Fatalf("reference config missing: %v", err)
+		}
+		if out, err := run(t, "lint", ref); err != nil {
+			t.Fatalf("lint %s: %v\n%s", ref, err, out)
+		}
 	}
 }
 
@@ -114,6 +118,10 @@ func TestCLIBasics(t *testing.T) {
 	out, err = run(t, "list", "outputs")
 	if err != nil || !strings.Contains(out, "aws_kinesis") || !strings.Contains(out, "drop") {
 		t.Fatalf("list outputs lacks aws_kinesis or drop: %v\n%s", err, out)
+	}
+	out, err = run(t, "list", "inputs")
+	if err != nil || !strings.Contains(out, "aws_kinesis") {
+		t.Fatalf("list inputs lacks aws_kinesis: %v\n%s", err, out)
 	}
 	out, err = run(t, "list", "metrics")
 	if err != nil || !strings.Contains(out, "prometheus") {

@@ -26,10 +26,11 @@ type gate struct {
 	mu     sync.Mutex
 	open   bool
 	opened chan struct{} // closed while open
+	shut   chan struct{} // closed while shut
 }
 
 func newGate() *gate {
-	g := &gate{open: true, opened: make(chan struct{})}
+	g := &gate{open: true, opened: make(chan struct{}), shut: make(chan struct{})}
 	close(g.opened)
 	return g
 }
@@ -43,20 +44,38 @@ func (g *gate) set(open bool) {
 	g.open = open
 	if open {
 		close(g.opened)
+		g.shut = make(chan struct{})
 	} else {
+		close(g.shut)
 		g.opened = make(chan struct{})
 	}
 }
 
-func (g *gate) wait(ctx context.Context) error {
+// channels returns the channel closed while the gate is open and the one
+// closed while it is shut, as of now.
+func (g *gate) channels() (opened, shut <-chan struct{}) {
 	g.mu.Lock()
-	ch := g.opened
-	g.mu.Unlock()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	defer g.mu.Unlock()
+	return g.opened, g.shut
+}
+
+// send hands d to out once the gate is open, and gives up the send if the
+// gate shuts while it waits for a reader: a fenced worker delivers nothing.
+func (g *gate) send(ctx context.Context, out chan<- delivery, d delivery) error {
+	for {
+		opened, shut := g.channels()
+		select {
+		case <-opened:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case out <- d:
+			return nil
+		case <-shut:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
@@ -236,9 +255,6 @@ func (s *shardConsumer) deliver(ctx context.Context, batch service.MessageBatch,
 	if err != nil {
 		return err
 	}
-	if err := s.gate.wait(ctx); err != nil {
-		return err
-	}
 	d := delivery{batch: batch, ack: func(context.Context, error) error {
 		// With auto_replay_nacks (the default) a nack never reaches here:
 		// the batch is replayed until it succeeds. Without it, a nacked
@@ -254,15 +270,13 @@ func (s *shardConsumer) deliver(ctx context.Context, batch service.MessageBatch,
 	s.mu.Lock()
 	s.outstanding++
 	s.mu.Unlock()
-	select {
-	case s.out <- d:
-		return nil
-	case <-ctx.Done():
+	if err := s.gate.send(ctx, s.out, d); err != nil {
 		s.mu.Lock()
 		s.outstanding--
 		s.mu.Unlock()
-		return ctx.Err()
+		return err
 	}
+	return nil
 }
 
 // endErr is why the last run ended.

@@ -60,8 +60,9 @@ type coordinator struct {
 
 	heartbeatPeriod time.Duration
 	counter         int64
-	lastBeat        time.Time // when the last successful heartbeat was sent
-	fenced          bool
+	lastBeat        time.Time   // when the last successful heartbeat was sent
+	fenceTimer      *time.Timer // fires lease_period - heartbeat period after lastBeat
+	fenced          atomic.Bool
 
 	owned     map[shardKey]*ownedShard
 	seen      map[string]*observation // workers by id
@@ -116,7 +117,27 @@ func (c *coordinator) beat(ctx context.Context) error {
 		return err
 	}
 	c.lastBeat = sent
+	// Stop delivering before anyone can judge this worker dead: observers
+	// wait a full lease period without a change from when they saw this
+	// beat (after it was sent); this worker waits a heartbeat period less,
+	// on a timer so that a slow or hanging call cannot delay it.
+	fenceIn := c.conf.leasePeriod - c.heartbeatPeriod - c.now().Sub(sent)
+	if c.fenceTimer == nil {
+		c.fenceTimer = time.AfterFunc(fenceIn, c.fence)
+	} else {
+		c.fenceTimer.Reset(fenceIn)
+	}
 	return nil
+}
+
+// fence pauses all delivery: no heartbeat has succeeded for long enough
+// that other workers may soon take this one's shards.
+func (c *coordinator) fence() {
+	if c.fenced.CompareAndSwap(false, true) {
+		c.deps.gate.set(false)
+		c.log.Errorf("No heartbeat reached dynamodb table %s for %v: delivery paused until one does",
+			c.table.Name(), c.conf.leasePeriod-c.heartbeatPeriod)
+	}
 }
 
 // run is the loop: a cycle every heartbeat period, checkpoints every commit
@@ -131,6 +152,9 @@ func (c *coordinator) run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			if c.fenceTimer != nil {
+				c.fenceTimer.Stop()
+			}
 			if c.crash.Load() {
 				for _, o := range c.owned {
 					o.cons.stop()
@@ -154,16 +178,6 @@ func (c *coordinator) cycle(ctx context.Context) {
 	if err := c.beat(ctx); err != nil && ctx.Err() == nil {
 		c.log.Warnf("Heartbeat to dynamodb table %s failed: %v", c.table.Name(), err)
 	}
-	// Stop delivering before anyone can judge this worker dead: observers
-	// wait a full lease period without a change, this worker a period less.
-	fence := c.now().Sub(c.lastBeat) > c.conf.leasePeriod-c.heartbeatPeriod
-	if fence != c.fenced {
-		c.fenced = fence
-		if fence {
-			c.log.Errorf("No heartbeat reached dynamodb table %s for %v: delivery paused until one does", c.table.Name(), c.now().Sub(c.lastBeat).Round(time.Millisecond))
-			c.deps.gate.set(false)
-		}
-	}
 	if err := c.observe(ctx); err != nil {
 		if ctx.Err() == nil {
 			c.log.Warnf("Reading the workers of dynamodb table %s: %v", c.table.Name(), err)
@@ -178,7 +192,7 @@ func (c *coordinator) cycle(ctx context.Context) {
 		return
 	}
 	c.reconcile(ctx, leases)
-	if c.fenced {
+	if c.fenced.Load() && c.now().Sub(c.lastBeat) < c.conf.leasePeriod-c.heartbeatPeriod {
 		// The heartbeat went through again and the leases are re-read. But
 		// another worker may have judged this one dead just before, and be
 		// about to steal at the epoch it read: re-take every lease (epoch
@@ -186,11 +200,11 @@ func (c *coordinator) cycle(ctx context.Context) {
 		if !c.retake(ctx, leases) {
 			return
 		}
-		c.fenced = false
+		c.fenced.Store(false)
 		c.deps.gate.set(true)
 		c.log.Infof("Heartbeats reach dynamodb table %s again: delivery resumed", c.table.Name())
 	}
-	if !c.fenced {
+	if !c.fenced.Load() {
 		c.plan(ctx, leases)
 	}
 	c.forceOverdue(ctx, leases)

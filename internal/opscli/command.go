@@ -45,7 +45,7 @@ func Command() *cli.Command {
 func newCommand(o options) *cli.Command {
 	return &cli.Command{
 		Name:  "kinesis",
-		Usage: "Operate on Kinesis streams (create, inspect)",
+		Usage: "Operate on Kinesis streams and the inputs' lease table (create, inspect)",
 		Description: "Create, inspect and delete Kinesis streams, for example on a local emulator:\n\n" +
 			"  kinesis create-stream --endpoint http://127.0.0.1:4567 --stream orders --shards 3\n" +
 			"  kinesis shards --endpoint http://127.0.0.1:4567 --stream orders --count\n" +
@@ -75,6 +75,7 @@ func newCommand(o options) *cli.Command {
 				),
 				Action: o.shardsAction,
 			},
+			leasesCommand(),
 			{
 				Name:      "delete-stream",
 				Usage:     "Delete a stream and wait until it is gone",

@@ -497,6 +497,7 @@ func (c *coordinator) adopt(ctx context.Context, key shardKey, l checkpointer.Le
 	}
 	reader := newShardReader(c.kin, key.stream, key.shard, start, c.conf.pace)
 	reader.limit = c.conf.pollLimit
+	reader.onThrottle = func() { c.metrics.throttles.Incr(1, key.stream, key.shard) }
 	o := &ownedShard{key: key, epoch: l.Epoch, cons: newShardConsumer(key.stream, key.shard, reader, resume, c.deps)}
 	c.owned[key] = o
 	o.cons.start(ctx, c.consumerEnded(ctx))

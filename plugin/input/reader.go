@@ -95,6 +95,7 @@ type shardReader struct {
 	lastBehind int64
 	throttles  int // consecutive throttled calls
 	ended      bool
+	onThrottle func() // called for every throttled call, if set
 }
 
 func newShardReader(client kinesisAPI, stream, shardID string, start startPosition, pace pacing) *shardReader {
@@ -156,6 +157,9 @@ func (r *shardReader) next(ctx context.Context) (fetched, error) {
 			switch {
 			case errors.As(err, &throttled), errors.As(err, &kmsThrottled):
 				r.throttles++
+				if r.onThrottle != nil {
+					r.onThrottle()
+				}
 				if err := sleepCtx(ctx, r.pace.throttleDelay(r.throttles)); err != nil {
 					return fetched{}, err
 				}

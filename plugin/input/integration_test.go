@@ -289,23 +289,12 @@ func TestIntegrationCrashedWorkerShardsTakenOver(t *testing.T) {
 // stream demo and table demo_checkpoints), runs unchanged; the endpoints
 // come from the SDK's standard environment variables.
 func TestIntegrationBuiltinDefaultConfigRuns(t *testing.T) {
-	ref, err := readFileUp("shared/reference/builtin-aws_kinesis-input.yaml")
-	if err != nil {
-		t.Fatalf("reference config: %v", err)
-	}
+	ref := testenv.SharedReference(t, "builtin-aws_kinesis-input.yaml")
 	kc := testenv.Kinesalite(t)
 	dc := testenv.DynamoDB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("demo"), ShardCount: aws.Int32(2)}); err != nil {
-		var inUse *types.ResourceInUseException
-		if !errors.As(err, &inUse) {
-			t.Fatal(err)
-		}
-	}
-	if err := testenv.WaitStreamActive(ctx, kc, "demo"); err != nil {
-		t.Fatal(err)
-	}
+	testenv.EnsureStream(t, kc, "demo", 2)
 	ensureTable(t, dc, "demo_checkpoints")
 	t.Setenv("AWS_ENDPOINT_URL_KINESIS", testenv.KinesaliteEndpoint(t))
 	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", testenv.DynamoDBEndpoint(t))
@@ -331,7 +320,7 @@ func TestIntegrationBuiltinDefaultConfigRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The file is `input:` and the component under it: add that, unchanged.
-	_, component, ok := strings.Cut(string(ref), "input:\n")
+	_, component, ok := strings.Cut(ref, "input:\n")
 	if !ok {
 		t.Fatal("reference config has no input section")
 	}

@@ -2,31 +2,10 @@ package output
 
 import (
 	"context"
-	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 )
-
-// readFileUp reads rel from the nearest ancestor directory that holds it.
-func readFileUp(rel string) ([]byte, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return nil, err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, rel)); err == nil {
-			return b, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return nil, errors.New(rel + " not found above the working directory")
-		}
-		dir = parent
-	}
-}
 
 // writerFromYAML builds an unconnected writer from the output's fields in
 // YAML, talking to client.

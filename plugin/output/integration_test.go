@@ -205,22 +205,14 @@ func TestIntegrationBuiltinDefaultConfigRuns(t *testing.T) {
 	client := testenv.Kinesalite(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := client.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("foo"), ShardCount: aws.Int32(1)}); err != nil {
-		var inUse *types.ResourceInUseException
-		if !errors.As(err, &inUse) {
-			t.Fatal(err)
-		}
-	}
-	if err := testenv.WaitStreamActive(ctx, client, "foo"); err != nil {
-		t.Fatal(err)
-	}
+	testenv.EnsureStream(t, client, "foo", 1)
 	before := len(readStream(t, client, "foo")["shardId-000000000000"])
 	t.Setenv("AWS_ENDPOINT_URL", testenv.KinesaliteEndpoint(t))
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 	t.Setenv("AWS_REGION", "us-east-1")
 
-	ref := builtinReference(t)
+	ref := testenv.SharedReference(t, "builtin-aws_kinesis-output.yaml")
 	env := service.NewEnvironment()
 	if err := Register(env, "aws_kinesis"); err != nil {
 		t.Fatal(err)
@@ -247,30 +239,5 @@ logger:
 	after := len(readStream(t, client, "foo")["shardId-000000000000"])
 	if after-before != 10 {
 		t.Fatalf("%d records landed, want 10", after-before)
-	}
-}
-
-// builtinReference is shared/reference/builtin-aws_kinesis-output.yaml, which
-// sits beside the repository.
-func builtinReference(t *testing.T) string {
-	t.Helper()
-	b, err := readFileUp("shared/reference/builtin-aws_kinesis-output.yaml")
-	if err != nil {
-		t.Fatalf("reference config: %v", err)
-	}
-	return string(b)
-}
-
-func TestIntegrationMissingStreamNamed(t *testing.T) {
-	client := testenv.Kinesalite(t)
-	missing := testenv.UniqueName(t, "missing")
-	w := writerFromYAML(t, "stream: "+missing+"\npartition_key: k\n", client)
-	err := w.Connect(context.Background())
-	var nf *types.ResourceNotFoundException
-	if err == nil || !strings.Contains(err.Error(), "stream "+missing+" does not exist") || !errors.As(err, &nf) {
-		t.Fatalf("Connect to a missing stream: %v", err)
-	}
-	if err := w.WriteBatch(context.Background(), batchOf("a")); !errors.Is(err, service.ErrNotConnected) {
-		t.Fatalf("WriteBatch before a successful Connect: %v, want ErrNotConnected", err)
 	}
 }

@@ -507,9 +507,18 @@ func (c *coordinator) adopt(ctx context.Context, key shardKey, l checkpointer.Le
 // isChild says whether a shard has a parent still listed by the stream: it
 // was born of a split or merge that the stream still remembers.
 func (c *coordinator) isChild(key shardKey) bool {
+	listed := map[string]bool{}
+	var parents []string
 	for _, sh := range c.listed[key.stream] {
-		if aws.ToString(sh.ShardId) == key.shard {
-			return aws.ToString(sh.ParentShardId) != "" || aws.ToString(sh.AdjacentParentShardId) != ""
+		id := aws.ToString(sh.ShardId)
+		listed[id] = true
+		if id == key.shard {
+			parents = []string{aws.ToString(sh.ParentShardId), aws.ToString(sh.AdjacentParentShardId)}
+		}
+	}
+	for _, p := range parents {
+		if p != "" && listed[p] {
+			return true
 		}
 	}
 	return false
@@ -684,24 +693,39 @@ func (c *coordinator) setGauges() {
 // of what they delivered, writes the final checkpoints and releases the
 // leases, so that the other workers take the shards at once.
 func (c *coordinator) shutdown() {
-	ctx, cancel := context.WithTimeout(context.Background(), c.conf.handoffTimeout)
-	defer cancel()
+	// The wait for acknowledgements is bounded by steal_grace_period, and
+	// ends before this worker (no longer heartbeating) fences itself and
+	// the others take its shards. The writes get their own deadline: a wait
+	// that used up the bound must not leave every lease held and the
+	// heartbeat row behind.
+	bound := min(c.conf.handoffTimeout, c.conf.leasePeriod-c.heartbeatPeriod-c.now().Sub(c.lastBeat))
+	wait, cancelWait := context.WithTimeout(context.Background(), max(bound, 0))
+	defer cancelWait()
+	write := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), c.heartbeatPeriod)
+	}
 	for _, o := range c.owned {
 		o.cons.stop()
 	}
+	// Shards being handed over or finished too: their goroutines stopped
+	// with the loop's context and will write nothing more. Released here,
+	// the next owner reads them after their checkpoint (if such a write did
+	// go through, the release fails on its epoch: ErrLeaseLost).
 	for key, o := range c.owned {
-		if o.handover {
-			continue
-		}
-		pos, ok, err := o.cons.drain(ctx)
+		pos, ok, err := o.cons.drain(wait)
 		if err != nil {
 			c.log.Warnf("Shard %s of %s: not every delivered batch was acknowledged before shutdown; they will be read again", key.shard, key.stream)
 		}
 		seq, sub := positionAttrs(pos, ok)
-		if err := c.table.Release(ctx, key.stream, key.shard, o.epoch, seq, sub); err != nil && !errors.Is(err, checkpointer.ErrLeaseLost) {
+		ctx, cancel := write()
+		err = c.table.Release(ctx, key.stream, key.shard, o.epoch, seq, sub)
+		cancel()
+		if err != nil && !errors.Is(err, checkpointer.ErrLeaseLost) {
 			c.log.Warnf("Releasing shard %s of %s: %v", key.shard, key.stream, err)
 		}
 	}
+	ctx, cancel := write()
+	defer cancel()
 	if err := c.table.RemoveWorker(ctx); err != nil {
 		c.log.Warnf("Removing this worker's heartbeat row: %v", err)
 	}

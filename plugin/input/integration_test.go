@@ -227,7 +227,8 @@ poll: {idle_wait: 100ms}
 `, stream, testenv.KinesaliteEndpoint(t), table, testenv.DynamoDBEndpoint(t))
 }
 
-// Two, then three workers share a stream; one stops gracefully mid-run.
+// Two, then three workers share a stream and read 50,000 records between
+// them; one stops gracefully mid-run.
 // Hand-offs and the graceful stop deliver nothing twice; nothing is lost.
 func TestIntegrationWorkersShareAndHandOffWithoutDuplicates(t *testing.T) {
 	kc := testenv.Kinesalite(t)
@@ -247,11 +248,11 @@ func TestIntegrationWorkersShareAndHandOffWithoutDuplicates(t *testing.T) {
 	putRecords(t, kc, stream, 20000, 30000)
 	b.stop(t)
 	waitFor(t, time.Minute, "a and c to own 3 shards each", func() bool { return a.owned() == 3 && c.owned() == 3 })
-	putRecords(t, kc, stream, 30000, 40000)
-	waitFor(t, time.Minute, "40,000 records", func() bool { d, _ := got.snapshot(); return d == 40000 })
+	putRecords(t, kc, stream, 30000, 50000)
+	waitFor(t, time.Minute, "50,000 records", func() bool { d, _ := got.snapshot(); return d == 50000 })
 
 	distinct, total := got.snapshot()
-	if distinct != 40000 || total != 40000 {
+	if distinct != 50000 || total != 50000 {
 		t.Fatalf("%d records delivered %d times: %d duplicates", distinct, total, total-distinct)
 	}
 	t.Logf("per worker: %v", got.by)

@@ -40,6 +40,11 @@ type Lease struct {
 	// against. Empty / 0 when there is no request.
 	HandoffTo    string
 	HandoffEpoch int64
+	// StartAt is where a shard without a checkpoint starts for every owner
+	// (set by the first, SetStart): without it each new owner of a shard
+	// read from its tip would start at a later tip and skip what came
+	// between. Zero when absent.
+	StartAt time.Time
 }
 
 // Free reports whether the shard has no owner.
@@ -274,6 +279,15 @@ func parseLease(item map[string]types.AttributeValue) (Lease, error) {
 		if ts, err := time.Parse(time.RFC3339Nano, s); err == nil {
 			l.LeaseTimeout = ts
 		}
+	}
+	if s, ok, err := str(item, AttrStartAt); err != nil {
+		return bad(err)
+	} else if ok {
+		ts, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return bad(fmt.Errorf("%s: %w", AttrStartAt, err))
+		}
+		l.StartAt = ts
 	}
 	if l.Epoch, l.HasEpoch, err = integer(item, AttrEpoch); err != nil {
 		return bad(err)

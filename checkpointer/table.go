@@ -28,6 +28,7 @@ const (
 	AttrFinished       = "Finished"
 	AttrHandoffTo      = "HandoffTo"
 	AttrHandoffEpoch   = "HandoffEpoch"
+	AttrStartAt        = "StartAt"
 	AttrHeartbeat      = "Heartbeat"
 	AttrStreams        = "Streams"
 	AttrStarted        = "Started"

@@ -99,6 +99,28 @@ func (t *Table) Checkpoint(ctx context.Context, stream, shard string, epoch int6
 	return t.update(ctx, op, stream, shard, &e, ErrLeaseLost, nil)
 }
 
+// SetStart records where a shard that has no checkpoint starts (see
+// Lease.StartAt), on condition ClientID = this worker AND Epoch = epoch AND
+// the row has neither a checkpoint nor a start yet. It returns the row: when
+// another start was already recorded, that one holds. A failed ownership
+// condition wraps ErrLeaseLost.
+func (t *Table) SetStart(ctx context.Context, stream, shard string, epoch int64, at time.Time) (Lease, error) {
+	op := fmt.Sprintf("set the start of shard %s of %s", shard, stream)
+	if err := checkShard(stream, shard); err != nil {
+		return Lease{}, fmt.Errorf("%s: %w", op, err)
+	}
+	var e expr
+	e.ownedBy(t.worker, epoch)
+	e.cond("attribute_not_exists(" + e.name(AttrSequenceNumber) + ")")
+	e.cond("attribute_not_exists(" + e.name(AttrStartAt) + ")")
+	e.set(e.name(AttrStartAt) + " = " + e.value("startAt", &types.AttributeValueMemberS{Value: at.UTC().Format(time.RFC3339Nano)}))
+	l, err := t.update(ctx, op, stream, shard, &e, ErrLeaseLost, func(l Lease) bool {
+		// Still ours, and a start or a checkpoint is there: use the row.
+		return l.ClientID == t.worker && l.Epoch == epoch && (!l.StartAt.IsZero() || l.SequenceNumber != "")
+	})
+	return l, err
+}
+
 // Finish marks a shard this worker owns at epoch as read to its end with everything
 // acknowledged: Finished = true, the final checkpoint (unchanged when seq is empty), ClientID and
 // any hand-off request removed, epoch kept. A failed condition wraps ErrLeaseLost.

@@ -659,3 +659,28 @@ func TestRetriedWriteAfterLostAnswer(t *testing.T) {
 		})
 	}
 }
+
+func TestSetStartOnlyOnceAndOnlyByTheOwner(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxOf(t)
+	l := e.claim(e.w1, "s", "sh")
+	t1 := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	got, err := e.w1.SetStart(ctx, "s", "sh", l.Epoch, t1)
+	if err != nil || !got.StartAt.Equal(t1) {
+		t.Fatalf("first SetStart: %v, StartAt %v", err, got.StartAt)
+	}
+	// A second start (a later owner, or a retry) keeps the first.
+	got, err = e.w1.SetStart(ctx, "s", "sh", l.Epoch, t1.Add(time.Hour))
+	if err != nil || !got.StartAt.Equal(t1) {
+		t.Fatalf("second SetStart: %v, StartAt %v, want the first kept", err, got.StartAt)
+	}
+	if _, err := e.w2.SetStart(ctx, "s", "sh", l.Epoch, t1); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("SetStart by a worker that does not own the shard: %v, want ErrLeaseLost", err)
+	}
+	if _, err := e.w1.SetStart(ctx, "s", "sh", l.Epoch+1, t1); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("SetStart at a stale epoch: %v, want ErrLeaseLost", err)
+	}
+	if row := e.row("s", "sh"); !row.StartAt.Equal(t1) {
+		t.Fatalf("row StartAt %v, want %v", row.StartAt, t1)
+	}
+}

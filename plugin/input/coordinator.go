@@ -486,14 +486,34 @@ func (c *coordinator) forceOverdue(ctx context.Context, leases map[shardKey]chec
 // row's checkpoint.
 func (c *coordinator) adopt(ctx context.Context, key shardKey, l checkpointer.Lease) {
 	start := startPosition{latest: !c.conf.startFromOldest, atTimestamp: c.conf.startTimestamp}
+	switch {
+	case l.SequenceNumber != "":
+	case c.isChild(key):
+		start = startPosition{} // children from their oldest record, whatever the config says
+	case !l.StartAt.IsZero():
+		start = startPosition{atTimestamp: &l.StartAt} // where the first owner started
+	case start.latest && start.atTimestamp == nil:
+		// The tip moves: record where this first owner starts, so that a
+		// later owner (before any checkpoint) starts there too rather than
+		// at a later tip, skipping what came between.
+		got, err := c.table.SetStart(ctx, key.stream, key.shard, l.Epoch, c.now())
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Warnf("Recording the start of shard %s of %s: %v", key.shard, key.stream, err)
+			}
+			return // not read: a lost lease, or the next cycle adopts it again
+		}
+		l = got
+		if l.SequenceNumber == "" {
+			start = startPosition{atTimestamp: &l.StartAt}
+		}
+	}
 	var resume ack.Position
 	if l.SequenceNumber != "" {
 		start = startPosition{afterSequence: l.SequenceNumber}
 		if p, err := ack.ParseSequenceNumber(l.SequenceNumber); err == nil {
 			resume = p
 		}
-	} else if c.isChild(key) {
-		start = startPosition{} // children from their oldest record, whatever the config says
 	}
 	reader := newShardReader(c.kin, key.stream, key.shard, start, c.conf.pace)
 	reader.limit = c.conf.pollLimit

@@ -19,11 +19,20 @@ source "$ROOT/.emulators.env"
 raw="$(mktemp)"
 run() {
   echo "\$ $*" | tee -a "$raw"
-  "$@" 2>&1 | grep -E '^(Benchmark|goos|goarch|cpu|pkg)' | tee -a "$raw"
+  "$@" 2>&1 | grep -E '^(Benchmark|goos|goarch|cpu|pkg)|^ +bench_test\.go:[0-9]+: (fleet settled|window)' | tee -a "$raw"
 }
 run go test -run '^$' -bench 'BenchmarkPackPerRecord' -benchmem -benchtime 2000000x ./plugin/output/
 run go test -run '^$' -bench 'BenchmarkOutputKinesalite' -benchtime 50000x ./plugin/output/
 run go test -run '^$' -bench 'BenchmarkOutputShardLimitFake' -benchtime 20000x ./plugin/output/
+
+# The input (issue 3): one input reading 200,000 records of 100 B from
+# kinesalite and from the in-process fake (op = one record); failover and
+# join with the default lease settings, and the idle fleet's table writes
+# (op = one whole scenario: -benchtime 1x).
+run go test -run '^$' -bench '^BenchmarkInputKinesalite$' -benchtime 200000x ./plugin/input/
+run go test -run '^$' -bench '^BenchmarkInputFake$' -benchtime 200000x ./plugin/input/
+run go test -run '^$' -bench '^BenchmarkInputFailover$' -benchtime 1x ./plugin/input/
+run go test -run '^$' -bench '^BenchmarkInputIdleFleetWrites$' -benchtime 1x ./plugin/input/
 
 # The binary end to end: 200,000 records through a real pipeline, with the
 # peak resident memory of the process (VmHWM) and its CPU time.

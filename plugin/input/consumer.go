@@ -99,6 +99,8 @@ type shardConsumer struct {
 	tracker     *ack.Tracker
 	outstanding int // batches handed to ReadBatch and not yet acknowledged
 
+	meta *recordMeta // used by the run goroutine only
+
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error // why run ended (guarded by mu): errShardEnded, a read error, or a context error
@@ -212,13 +214,14 @@ func (s *shardConsumer) run(ctx context.Context) error {
 			return err
 		}
 		s.metrics.read(s.stream, s.shard, f)
+		meta := s.metaFor(f)
 		for i := range f.records {
 			rec := &f.records[i]
 			pos, err := ack.ParseSequenceNumber(aws.ToString(rec.SequenceNumber))
 			if err != nil {
 				return err
 			}
-			msg := toMessage(s.stream, s.shard, rec, f.millisBehind)
+			msg := meta.message(rec)
 			if batcher == nil {
 				if err := s.deliver(ctx, service.MessageBatch{msg}, pos); err != nil {
 					return err
@@ -234,6 +237,13 @@ func (s *shardConsumer) run(ctx context.Context) error {
 				if err := flush(); err != nil {
 					return err
 				}
+			}
+		}
+		// Caught up with the shard: a partial batch would otherwise wait
+		// (without a batching period, for ever) for records to come.
+		if f.millisBehind == 0 {
+			if err := flush(); err != nil {
+				return err
 			}
 		}
 	}
@@ -326,17 +336,39 @@ func (s *shardConsumer) lost() {
 	s.cond.Broadcast()
 }
 
-// toMessage makes a Benthos message of a record, with the built-in's
+// recordMeta holds the metadata values shared by the records of one
+// GetRecords answer, boxed once: MetaSetMut takes any, and boxing a string
+// allocates.
+type recordMeta struct {
+	stream, shard, millisBehind any
+	lastArrival                 time.Time
+	lastArrivalV                any
+}
+
+// metaFor prepares the shared metadata of one answer.
+func (s *shardConsumer) metaFor(f fetched) *recordMeta {
+	if s.meta == nil {
+		s.meta = &recordMeta{stream: s.stream, shard: s.shard}
+	}
+	s.meta.millisBehind = strconv.FormatInt(f.millisBehind, 10)
+	return s.meta
+}
+
+// message makes a Benthos message of a record, with the built-in's
 // metadata and more.
-func toMessage(stream, shard string, rec *types.Record, millisBehind int64) *service.Message {
+func (m *recordMeta) message(rec *types.Record) *service.Message {
 	msg := service.NewMessage(rec.Data)
-	msg.MetaSetMut("kinesis_stream", stream)
-	msg.MetaSetMut("kinesis_shard", shard)
+	msg.MetaSetMut("kinesis_stream", m.stream)
+	msg.MetaSetMut("kinesis_shard", m.shard)
 	msg.MetaSetMut("kinesis_partition_key", aws.ToString(rec.PartitionKey))
 	msg.MetaSetMut("kinesis_sequence_number", aws.ToString(rec.SequenceNumber))
-	if rec.ApproximateArrivalTimestamp != nil {
-		msg.MetaSetMut("kinesis_arrival_timestamp", rec.ApproximateArrivalTimestamp.UTC().Format(time.RFC3339Nano))
+	if ts := rec.ApproximateArrivalTimestamp; ts != nil {
+		// Records of one PutRecords share their arrival time.
+		if !ts.Equal(m.lastArrival) || m.lastArrivalV == nil {
+			m.lastArrival, m.lastArrivalV = *ts, ts.UTC().Format(time.RFC3339Nano)
+		}
+		msg.MetaSetMut("kinesis_arrival_timestamp", m.lastArrivalV)
 	}
-	msg.MetaSetMut("kinesis_millis_behind", strconv.FormatInt(millisBehind, 10))
+	msg.MetaSetMut("kinesis_millis_behind", m.millisBehind)
 	return msg
 }

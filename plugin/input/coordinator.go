@@ -377,7 +377,11 @@ func (c *coordinator) retake(ctx context.Context, leases map[shardKey]checkpoint
 // plan asks the balancer what to take and takes it.
 func (c *coordinator) plan(ctx context.Context, leases map[shardKey]checkpointer.Lease) {
 	now := c.now()
-	snap := balance.Snapshot{Self: c.workerID, MaxMoves: c.conf.maxMoves, Seed: c.rng.Uint64()}
+	// Free shards and dead workers' shards are taken up to the fair share at
+	// once (a survivor must not take minutes to pick up a dead worker's
+	// hundreds of shards); max_moves_per_rebalance bounds only the hand-off
+	// requests to live workers, the moves that disturb them.
+	snap := balance.Snapshot{Self: c.workerID, MaxMoves: 1 << 20, Seed: c.rng.Uint64()}
 	owners := map[string]bool{}
 	for _, s := range c.conf.streams {
 		explicit := map[string]bool{}
@@ -415,6 +419,7 @@ func (c *coordinator) plan(ctx context.Context, leases map[shardKey]checkpointer
 		}
 	}
 	rebalance := now.Sub(c.lastPlan) >= c.conf.rebalancePeriod
+	requests := 0
 	for _, a := range balance.Plan(snap) {
 		key := shardKey{a.Stream, a.Shard}
 		switch a.Kind {
@@ -436,9 +441,10 @@ func (c *coordinator) plan(ctx context.Context, leases map[shardKey]checkpointer
 			c.metrics.takes.Incr(1, a.Stream)
 			c.adopt(ctx, key, l)
 		case balance.RequestHandoff:
-			if !rebalance {
+			if !rebalance || requests >= c.conf.maxMoves {
 				continue
 			}
+			requests++
 			if err := c.table.RequestHandoff(ctx, a.Stream, a.Shard, a.From, a.Epoch); err != nil {
 				if !errors.Is(err, checkpointer.ErrClaimConflict) && ctx.Err() == nil {
 					c.log.Warnf("Asking %s for shard %s of %s: %v", a.From, a.Shard, a.Stream, err)
@@ -452,6 +458,7 @@ func (c *coordinator) plan(ctx context.Context, leases map[shardKey]checkpointer
 	if rebalance {
 		c.lastPlan = now
 	}
+	c.setGauges()
 }
 
 // forceOverdue takes the shards whose owner did not hand them over within
@@ -644,6 +651,7 @@ func (c *coordinator) handle(ctx context.Context, ev event) {
 		c.metrics.handoffs.Incr(1, ev.settled.stream)
 		c.log.Infof("Handed shard %s of %s over", ev.settled.shard, ev.settled.stream)
 	}
+	c.setGauges()
 }
 
 var errRestart = errors.New("restart")

@@ -127,7 +127,7 @@ A table with a string HASH key `+"`StreamID`"+` and a string RANGE key `+"`Shard
 				Optional().
 				Advanced(),
 			service.NewIntField(fieldMaxMoves).
-				Description("The most shards one instance takes or asks for in one rebalance.").
+				Description("The most shards one instance asks other live instances to hand over in one rebalance. Free shards and the shards of dead instances are taken up to the fair share at once.").
 				Default(2).
 				LintRule(`root = if this < 1 { ["max_moves_per_rebalance must be at least 1"] }`).
 				Advanced(),

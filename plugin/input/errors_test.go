@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redpanda-data/benthos/v4/public/service"
-
 	"github.com/benthos-kinesis/benthos-kinesis/internal/testenv"
 )
 
@@ -26,17 +24,10 @@ func TestIntegrationConnectErrorsNameTheCause(t *testing.T) {
 		{"missing table", stream, missingTable, "", fmt.Sprintf("dynamodb table %q does not exist (set dynamodb.create: true to create it)", missingTable)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			pConf, err := Spec().ParseYAML(workerYAML(t, c.stream, c.table)+c.extra, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			in, err := newKinesisInputFromParsed(pConf, service.MockResources())
-			if err != nil {
-				t.Fatal(err)
-			}
+			in := testInput(t, workerYAML(t, c.stream, c.table)+c.extra, nil, false)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			err = in.Connect(ctx)
+			err := in.Connect(ctx)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("Connect: %v, want an error saying %q", err, c.want)
 			}

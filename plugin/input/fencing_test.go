@@ -96,22 +96,11 @@ func TestIntegrationPartitionedWorkerFencesItself(t *testing.T) {
 	log := &deliveryLog{}
 
 	start := func(label string, api checkpointer.API) *kinesisInput {
-		pConf, err := Spec().ParseYAML(yaml, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in, err := newKinesisInputFromParsed(pConf, service.MockResources())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if api != nil {
-			in.clients.dynamodb = func() checkpointer.API { return api }
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := in.Connect(ctx); err != nil {
-			t.Fatal(err)
-		}
+		in := testInput(t, yaml, func(in *kinesisInput) {
+			if api != nil {
+				in.clients.dynamodb = func() checkpointer.API { return api }
+			}
+		}, true)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)

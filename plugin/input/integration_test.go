@@ -164,7 +164,9 @@ type worker struct {
 	done  chan struct{}
 }
 
-func startWorker(t *testing.T, label, yaml string, got *received) *worker {
+// testInput builds an input from the fields in yaml, lets tweak replace its
+// clients (fault injection), and connects it unless connect is false.
+func testInput(t testing.TB, yaml string, tweak func(*kinesisInput), connect bool) *kinesisInput {
 	t.Helper()
 	pConf, err := Spec().ParseYAML(yaml, nil)
 	if err != nil {
@@ -174,11 +176,22 @@ func startWorker(t *testing.T, label, yaml string, got *received) *worker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := in.Connect(ctx); err != nil {
-		t.Fatal(err)
+	if tweak != nil {
+		tweak(in)
 	}
+	if connect {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := in.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return in
+}
+
+func startWorker(t *testing.T, label, yaml string, got *received) *worker {
+	t.Helper()
+	in := testInput(t, yaml, nil, true)
 	w := &worker{label: label, in: in, done: make(chan struct{})}
 	go func() {
 		defer close(w.done)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-kinesis/benthos-kinesis/internal/testenv"
 )
@@ -27,17 +26,7 @@ func TestIntegrationMetadata(t *testing.T) {
 	}
 	before := time.Now().Add(-time.Minute)
 
-	pConf, err := Spec().ParseYAML(workerYAML(t, stream, table), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := newKinesisInputFromParsed(pConf, service.MockResources())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := in.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
+	in := testInput(t, workerYAML(t, stream, table), nil, true)
 	defer func() { _ = in.Close(context.Background()) }()
 	batch, ackFn, err := in.ReadBatch(ctx)
 	if err != nil {

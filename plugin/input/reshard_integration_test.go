@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-kinesis/benthos-kinesis/checkpointer"
 	"github.com/benthos-kinesis/benthos-kinesis/internal/testenv"
@@ -457,21 +456,10 @@ func (e *reshardEnv) parentsFinished(shard string) error {
 func (e *reshardEnv) startWorker(label string, opts reshardWorkerOpts) *worker {
 	t := e.t
 	t.Helper()
-	pConf, err := Spec().ParseYAML(reshardWorkerYAML(t, e.stream, e.table, opts), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := newKinesisInputFromParsed(pConf, service.MockResources())
-	if err != nil {
-		t.Fatal(err)
-	}
-	kin, hidden := in.clients.kinesis, slices.Clone(e.agedOut)
-	in.clients.kinesis = func() kinesisAPI { return reshardKinesisTap{kinesisAPI: kin(), hidden: hidden, ends: opts.ends} }
-	ctx, cancel := e.ctx()
-	defer cancel()
-	if err := in.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
+	in := testInput(t, reshardWorkerYAML(t, e.stream, e.table, opts), func(in *kinesisInput) {
+		kin, hidden := in.clients.kinesis, slices.Clone(e.agedOut)
+		in.clients.kinesis = func() kinesisAPI { return reshardKinesisTap{kinesisAPI: kin(), hidden: hidden, ends: opts.ends} }
+	}, true)
 	w := &worker{label: label, in: in, done: make(chan struct{})}
 	go func() {
 		defer close(w.done)

@@ -97,21 +97,20 @@ func (p *pipeline) stopGracefully(t *testing.T) {
 	}
 }
 
-func inputYAML(t *testing.T, stream, table, extra string) string {
-	return fmt.Sprintf(`
-aws_kinesis:
-  streams: [%s]
-  endpoint: %s
-  region: us-east-1
-  credentials: {id: test, secret: test}
-  dynamodb:
-    table: %s
-    endpoint: %s
-  lease_period: 3s
-  rebalance_period: 1s
-  commit_period: 500ms
-  poll: {idle_wait: 100ms}
-%s`, stream, testenv.KinesaliteEndpoint(t), table, testenv.DynamoDBEndpoint(t), extra)
+// inputYAML is workerYAML as a component config, for a stream builder.
+func inputYAML(t *testing.T, stream, table string) string {
+	return "aws_kinesis:\n" + indent(workerYAML(t, stream, table), "  ")
+}
+
+// indent puts prefix before every non-empty line.
+func indent(s, prefix string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = prefix + l
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 func putRecords(t *testing.T, c *kinesis.Client, stream string, from, to int) {
@@ -149,7 +148,7 @@ func TestIntegrationOneInputReadsEverything(t *testing.T) {
 	table := testenv.CreateTable(t, testenv.DynamoDB(t))
 	putRecords(t, kc, stream, 0, 5000)
 	got := newReceived()
-	startPipeline(t, "a", inputYAML(t, stream, table, ""), got)
+	startPipeline(t, "a", inputYAML(t, stream, table), got)
 	waitFor(t, time.Minute, "5,000 records", func() bool { d, _ := got.snapshot(); return d == 5000 })
 	if _, total := got.snapshot(); total != 5000 {
 		t.Fatalf("%d deliveries of 5,000 records", total)
@@ -224,6 +223,13 @@ func (w *worker) owned() int {
 }
 
 func workerYAML(t *testing.T, stream, table string) string {
+	return leaseTestYAML(t, testenv.KinesaliteEndpoint(t), stream, table) +
+		"steal_grace_period: 5s\npoll: {idle_wait: 100ms}\n"
+}
+
+// leaseTestYAML is the input's fields for tests: the Kinesis endpoint given,
+// leases in dynalite, and lease timings short enough for tests.
+func leaseTestYAML(t *testing.T, kinesisEndpoint, stream, table string) string {
 	return fmt.Sprintf(`
 streams: [%s]
 endpoint: %s
@@ -235,9 +241,7 @@ dynamodb:
 lease_period: 3s
 rebalance_period: 500ms
 commit_period: 200ms
-steal_grace_period: 5s
-poll: {idle_wait: 100ms}
-`, stream, testenv.KinesaliteEndpoint(t), table, testenv.DynamoDBEndpoint(t))
+`, stream, kinesisEndpoint, table, testenv.DynamoDBEndpoint(t))
 }
 
 // Two, then three workers share a stream and read 50,000 records between

@@ -92,20 +92,8 @@ func reshardWorkerYAML(t *testing.T, stream, table string, o reshardWorkerOpts) 
 	if o.stealGrace != "" {
 		stealGrace = o.stealGrace
 	}
-	return fmt.Sprintf(`
-streams: [%s]
-endpoint: %s
-region: us-east-1
-credentials: {id: test, secret: test}
-dynamodb:
-  table: %s
-  endpoint: %s
-lease_period: 3s
-rebalance_period: 500ms
-commit_period: 200ms
-steal_grace_period: %s
-poll: %s
-%s`, stream, testenv.KinesisMockEndpoint(t), table, testenv.DynamoDBEndpoint(t), stealGrace, poll, extra)
+	return leaseTestYAML(t, testenv.KinesisMockEndpoint(t), stream, table) +
+		fmt.Sprintf("steal_grace_period: %s\npoll: %s\n%s", stealGrace, poll, extra)
 }
 
 // reshardRec identifies a record: its key (index) and its counter within the key.

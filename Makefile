@@ -10,7 +10,7 @@ STATICCHECK_VERSION := v0.8.2
 # Go tests: the race detector always; -count=1 so that results are never cached.
 GOTEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all build test lint bench demo emulators-up emulators-down clean
+.PHONY: all build test lint bench chaos demo emulators-up emulators-down clean
 
 all: build
 
@@ -45,6 +45,12 @@ lint:
 # fake and writes the figures into docs/BENCHMARKS.md.
 bench: build
 	bash resources/dev/bench.sh
+
+# chaos runs the full multi-process fault suite (internal/chaos) three times
+# in a row (CHAOS_RUNS) and writes its figures into docs/RELIABILITY.md. Tens
+# of minutes; make test runs the short version of each scenario.
+chaos:
+	bash resources/dev/chaos.sh
 
 # demo installs and starts the emulators, runs a real pipeline end to end
 # with the binary, prints what landed where, and stops everything.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,18 +16,33 @@ import (
 )
 
 // delivery is one batch on its way to ReadBatch, with the function Benthos
-// calls once the pipeline is done with it.
+// calls once the pipeline is done with it. ctx is its consumer's: once it
+// ends the shard is no longer this worker's to deliver.
 type delivery struct {
 	batch service.MessageBatch
 	ack   service.AckFunc
+	ctx   context.Context
 }
 
+// monoBase anchors the gate's deadlines on the monotonic clock, which keeps
+// counting through a SIGSTOP or a suspended VM.
+var monoBase = time.Now()
+
 // gate pauses delivery while the worker is fenced (it could not heartbeat).
+//
+// The coordinator shuts it with a timer, but a timer is not enough: after a
+// long pause (SIGSTOP, a frozen VM) the goroutines that were waiting to
+// deliver can run before the timer does. So the gate also holds the
+// deadline itself and every delivery checks the clock: past it, the worker
+// fences on the spot.
 type gate struct {
 	mu     sync.Mutex
 	open   bool
 	opened chan struct{} // closed while open
 	shut   chan struct{} // closed while shut
+
+	until   atomic.Int64 // monotonic ns since monoBase until which delivery is safe; 0: no deadline yet
+	onFence func()       // fences the worker (shuts the gate and tells the coordinator)
 }
 
 func newGate() *gate {
@@ -51,6 +67,24 @@ func (g *gate) set(open bool) {
 	}
 }
 
+// extend makes delivery safe until t.
+func (g *gate) extend(t time.Time) { g.until.Store(int64(t.Sub(monoBase))) }
+
+// live reports whether the deadline has not passed.
+func (g *gate) live() bool {
+	u := g.until.Load()
+	return u == 0 || int64(time.Since(monoBase)) < u
+}
+
+// fence shuts the gate because the deadline has passed.
+func (g *gate) fence() {
+	if g.onFence != nil {
+		g.onFence()
+		return
+	}
+	g.set(false)
+}
+
 // channels returns the channel closed while the gate is open and the one
 // closed while it is shut, as of now.
 func (g *gate) channels() (opened, shut <-chan struct{}) {
@@ -69,6 +103,10 @@ func (g *gate) send(ctx context.Context, out chan<- delivery, d delivery) error 
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		if !g.live() {
+			g.fence()
+			continue
+		}
 		select {
 		case out <- d:
 			return nil
@@ -77,6 +115,31 @@ func (g *gate) send(ctx context.Context, out chan<- delivery, d delivery) error 
 			return ctx.Err()
 		}
 	}
+}
+
+// admit decides whether a delivery taken from out may go to the pipeline:
+// the send and the take can both happen after a pause that outlived the
+// deadline, before anything shut the gate. It waits while the worker is
+// fenced and reports false if the delivery's shard was lost meanwhile (its
+// records are read again by the new owner from the checkpoint) or ctx ended.
+func (g *gate) admit(ctx context.Context, d delivery) bool {
+	if g.live() {
+		return true
+	}
+	for !g.live() {
+		g.fence()
+		opened, _ := g.channels()
+		select {
+		case <-opened:
+		case <-d.ctx.Done():
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+	// The coordinator stops the consumers of lost shards before it opens
+	// the gate again.
+	return d.ctx.Err() == nil
 }
 
 // shardConsumer reads one owned shard and delivers its records in batches,
@@ -265,7 +328,7 @@ func (s *shardConsumer) deliver(ctx context.Context, batch service.MessageBatch,
 	if err != nil {
 		return err
 	}
-	d := delivery{batch: batch, ack: func(context.Context, error) error {
+	d := delivery{batch: batch, ctx: ctx, ack: func(context.Context, error) error {
 		// With auto_replay_nacks (the default) a nack never reaches here:
 		// the batch is replayed until it succeeds. Without it, a nacked
 		// batch is dropped, as the built-in does, so it counts as done.

@@ -84,7 +84,7 @@ type coordinator struct {
 }
 
 func newCoordinator(conf inputConfig, res *service.Resources, metrics *inputMetrics, kin kinesisAPI, table *checkpointer.Table, deps *consumerDeps) *coordinator {
-	return &coordinator{
+	c := &coordinator{
 		conf: conf, log: res.Logger(), metrics: metrics, kin: kin, table: table, workerID: table.WorkerID(), deps: deps,
 		now:             time.Now,
 		heartbeatPeriod: conf.leasePeriod / 3,
@@ -96,6 +96,8 @@ func newCoordinator(conf inputConfig, res *service.Resources, metrics *inputMetr
 		events:          make(chan event, 64),
 		rng:             rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
+	deps.gate.onFence = c.fence
+	return c
 }
 
 func (c *coordinator) streamIDs() []string {
@@ -110,6 +112,12 @@ func (c *coordinator) streamIDs() []string {
 // succeeded: self-fencing counts from the send, the conservative end.
 func (c *coordinator) beat(ctx context.Context) error {
 	sent := c.now()
+	if !c.deps.gate.live() {
+		// The fence is due and its timer has not fired (the process was
+		// paused): fence first, so that the cycle re-reads the table and
+		// re-takes the leases before anything is delivered again.
+		c.fence()
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.heartbeatPeriod)
 	defer cancel()
 	c.counter++
@@ -121,6 +129,7 @@ func (c *coordinator) beat(ctx context.Context) error {
 	// wait a full lease period without a change from when they saw this
 	// beat (after it was sent); this worker waits a heartbeat period less,
 	// on a timer so that a slow or hanging call cannot delay it.
+	c.deps.gate.extend(sent.Add(c.conf.leasePeriod - c.heartbeatPeriod))
 	fenceIn := c.conf.leasePeriod - c.heartbeatPeriod - c.now().Sub(sent)
 	if c.fenceTimer == nil {
 		c.fenceTimer = time.AfterFunc(fenceIn, c.fence)

@@ -175,13 +175,21 @@ func newWorkerID() string {
 
 // ReadBatch returns the next batch of any owned shard.
 func (k *kinesisInput) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
-	select {
-	case d := <-k.out:
-		return d.batch, d.ack, nil
-	case <-ctx.Done():
-		return nil, nil, ctx.Err()
-	case <-k.closed:
-		return nil, nil, service.ErrEndOfInput
+	for {
+		select {
+		case d := <-k.out:
+			if !k.gate.admit(ctx, d) {
+				if ctx.Err() != nil {
+					return nil, nil, ctx.Err()
+				}
+				continue
+			}
+			return d.batch, d.ack, nil
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-k.closed:
+			return nil, nil, service.ErrEndOfInput
+		}
 	}
 }
 

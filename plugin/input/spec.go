@@ -48,6 +48,8 @@ const (
 func Spec() *service.ConfigSpec {
 	return service.NewConfigSpec().
 		Stable().
+		// A missing list field passes Benthos' own lint: say it here.
+		LintRule(`root = if (this.streams | []).length() == 0 { ["field streams is required: at least one stream to read"] }`).
 		Categories("Services", "AWS").
 		Summary("Reads one or more Kinesis data streams, sharing their shards among all running instances, and checkpoints only what the pipeline has acknowledged.").
 		Description(`

@@ -70,7 +70,8 @@ Without explicit credentials the AWS SDK's default chain is used (environment, s
 		Fields(
 			service.NewStringField(fieldStream).
 				Description("The stream to write to, by name or full ARN.").
-				Examples("foo", "arn:aws:kinesis:eu-west-1:111122223333:stream/my-stream"),
+				Examples("foo", "arn:aws:kinesis:eu-west-1:111122223333:stream/my-stream").
+				LintRule(`root = if this == "" { ["field stream must not be empty"] }`),
 			service.NewInterpolatedStringField(fieldPartitionKey).
 				Description("The partition key of each record (1 to 256 characters): it decides the shard, and records of one key keep their order in that shard.").
 				Examples("${! uuid_v4() }", `${! json("user_id") }`),

@@ -25,7 +25,11 @@
 //     the most loaded ones (ties broken by worker id), the same on every worker given the same
 //     snapshot, so the workers that already hold more keep it.
 //  4. Self first takes free shards and dead owners' shards (Claim, Steal) up to its share, at
-//     most MaxMoves of them.
+//     most MaxMoves of them. Then it steals more dead owners' shards up to its share among
+//     the workers that are not Young (Self counts always): a worker Self has watched for
+//     less than a lease period started that recently, so it cannot yet judge the dead owner
+//     dead, and the shard its share would give it would wait for it that long unread. It
+//     gets its share later by hand-offs (rule 5).
 //  5. With moves left and Self still below its share, it asks live owners above theirs for
 //     hand-offs (RequestHandoff), the most loaded first, and only an owner that holds at least
 //     two more than Self. No owner is pushed below its share (so never below floor(n/w)), and
@@ -109,6 +113,10 @@ type Snapshot struct {
 	// (a built-in input's client, say). Their shards are not taken and they get no share. An
 	// owner in neither Workers nor Grace is dead.
 	Grace []string
+	// Young are live workers Self has watched for less than a lease period (from their first
+	// heartbeat Self saw): they started too recently to judge anyone dead. They count in
+	// the fair share, except for stealing dead owners' shards (rule 4). Optional.
+	Young []string
 	// Shards are every listed shard of every stream the worker reads, with its row.
 	Shards []Shard
 	// MaxMoves bounds the actions of one Plan; below 1 counts as 1.
@@ -252,6 +260,26 @@ func Plan(s Snapshot) []Action {
 		}
 	}
 
+	// The share of dead owners' shards, counting only the workers that can steal them now.
+	stealTarget := target
+	if len(s.Young) > 0 {
+		young := make(map[string]bool, len(s.Young))
+		for _, y := range s.Young {
+			young[y] = y != s.Self
+		}
+		mature := slices.DeleteFunc(slices.Clone(workers), func(w string) bool { return young[w] })
+		if len(mature) < len(workers) {
+			floor, extra := n/len(mature), n%len(mature)
+			stealTarget = make(map[string]int, len(mature))
+			for i, w := range mature {
+				stealTarget[w] = floor
+				if i < extra {
+					stealTarget[w]++
+				}
+			}
+		}
+	}
+
 	var plan []Action
 	// pick removes and returns the best candidate of c for Self.
 	pick := func(c []*Shard, pref func(*Shard) int) ([]*Shard, *Shard) {
@@ -276,9 +304,7 @@ func Plan(s Snapshot) []Action {
 		}
 		return 2
 	}
-	for len(plan) < moves && load[s.Self] < target[s.Self] && len(free) > 0 {
-		var sh *Shard
-		free, sh = pick(free, handoffPref)
+	take := func(sh *Shard) {
 		a := Action{Kind: Claim, Stream: sh.Stream, Shard: sh.ID, Epoch: sh.Epoch}
 		if sh.Owner != "" {
 			a.Kind, a.From = Steal, sh.Owner
@@ -286,6 +312,17 @@ func Plan(s Snapshot) []Action {
 		plan = append(plan, a)
 		load[s.Self]++
 		selfIn[sh.Stream]++
+	}
+	for len(plan) < moves && load[s.Self] < target[s.Self] && len(free) > 0 {
+		var sh *Shard
+		free, sh = pick(free, handoffPref)
+		take(sh)
+	}
+	dead := slices.DeleteFunc(free, func(sh *Shard) bool { return sh.Owner == "" })
+	for len(plan) < moves && load[s.Self] < stealTarget[s.Self] && len(dead) > 0 {
+		var sh *Shard
+		dead, sh = pick(dead, handoffPref)
+		take(sh)
 	}
 
 	// Rule 5: hand-offs from the most loaded live owners above their share.

@@ -84,6 +84,36 @@ func TestPlanRules(t *testing.T) {
 			},
 		},
 		{
+			// w3 started less than a lease period ago: it cannot judge "gone"
+			// dead yet. w1 (holding 1) steals up to its share among the two
+			// that can (3 of 6), not only up to its share among three (2).
+			name: "dead owners' shards: a young worker does not count in the share",
+			snap: Snapshot{
+				Self: "w1", Workers: []string{"w2", "w3"}, Young: []string{"w3"},
+				Shards:   owned(owned(owned(shards("s1", 6), "w1", 0, 1), "w2", 1, 3), "gone", 3, 6),
+				MaxMoves: 10,
+			},
+			want: "ss",
+		},
+		{
+			name: "dead owners' shards: without young workers, only the fair share",
+			snap: Snapshot{
+				Self: "w1", Workers: []string{"w2", "w3"},
+				Shards:   owned(owned(owned(shards("s1", 6), "w1", 0, 1), "w2", 1, 3), "gone", 3, 6),
+				MaxMoves: 10,
+			},
+			want: "s",
+		},
+		{
+			name: "free shards: a young worker counts in the share",
+			snap: Snapshot{
+				Self: "w1", Workers: []string{"w2", "w3"}, Young: []string{"w3"},
+				Shards:   owned(owned(shards("s1", 6), "w1", 0, 1), "w2", 1, 3),
+				MaxMoves: 10,
+			},
+			want: "c",
+		},
+		{
 			name: "a claim carries the observed epoch (a released row)",
 			snap: Snapshot{Self: "w1", Shards: []Shard{{Stream: "s1", ID: "a", Epoch: 3}}, MaxMoves: 2},
 			want: "c",

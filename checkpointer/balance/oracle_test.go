@@ -20,6 +20,9 @@ type oracleView struct {
 	floor    int
 	ceil     int
 	target   map[string]int
+	// stealTarget is the share of dead owners' shards: the fair share among the live workers
+	// that are not young (Self always counts).
+	stealTarget map[string]int
 }
 
 func oracle(s Snapshot) oracleView {
@@ -88,6 +91,23 @@ func oracle(s Snapshot) oracleView {
 			v.target[x]++
 		}
 	}
+	young := map[string]bool{}
+	for _, y := range s.Young {
+		young[y] = y != s.Self
+	}
+	var mature []string
+	for _, x := range ws {
+		if !young[x] {
+			mature = append(mature, x)
+		}
+	}
+	v.stealTarget = map[string]int{}
+	for i, x := range mature {
+		v.stealTarget[x] = v.n / len(mature)
+		if i < v.n%len(mature) {
+			v.stealTarget[x]++
+		}
+	}
 	return v
 }
 
@@ -137,8 +157,11 @@ func checkPlan(s Snapshot, plan []Action) error {
 				return fmt.Errorf("%v: kind does not match owner %q", a, sh.Owner)
 			}
 			load[s.Self]++
-			if load[s.Self] > v.target[s.Self] {
+			if a.Kind == Claim && load[s.Self] > v.target[s.Self] {
 				return fmt.Errorf("%v: Self above its target %d", a, v.target[s.Self])
+			}
+			if a.Kind == Steal && load[s.Self] > max(v.target[s.Self], v.stealTarget[s.Self]) {
+				return fmt.Errorf("%v: Self above its target %d and its share of dead shards %d", a, v.target[s.Self], v.stealTarget[s.Self])
 			}
 		case RequestHandoff:
 			requested = true
@@ -174,6 +197,13 @@ func checkPlan(s Snapshot, plan []Action) error {
 		for k, sh := range v.first {
 			if v.readable[k] && !seen[k] && v.claimable(sh) {
 				return fmt.Errorf("plan %v stops at %d with %v claimable", plan, load[s.Self], k)
+			}
+		}
+	}
+	if load[s.Self] < v.stealTarget[s.Self] && !requested {
+		for k, sh := range v.first {
+			if v.readable[k] && !seen[k] && sh.Owner != "" && v.claimable(sh) {
+				return fmt.Errorf("plan %v stops at %d (share of dead shards %d) with %v stealable", plan, load[s.Self], v.stealTarget[s.Self], k)
 			}
 		}
 	}
@@ -251,7 +281,13 @@ func randomSnapshot(r *rand.Rand) Snapshot {
 			peers = append(peers, w)
 		}
 	}
-	return Snapshot{Self: self, Workers: peers, Grace: grace, Shards: sh, MaxMoves: r.IntN(6), Seed: r.Uint64()}
+	var young []string
+	for _, w := range live {
+		if r.IntN(3) == 0 {
+			young = append(young, w) // Self among them is ignored
+		}
+	}
+	return Snapshot{Self: self, Workers: peers, Grace: grace, Young: young, Shards: sh, MaxMoves: r.IntN(6), Seed: r.Uint64()}
 }
 
 // TestPlanOracle checks the rules on random snapshots.

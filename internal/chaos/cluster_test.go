@@ -244,6 +244,20 @@ func (c *cluster) stop(r *reader) {
 
 func (c *cluster) terminate(p *proc) {
 	c.t.Helper()
+	// Benthos handles SIGTERM once its stream is built (tens of ms after
+	// start); one that comes earlier kills the process by default, which
+	// says nothing about the connector. Wait until it has launched.
+	deadline := time.Now().Add(workerIDWithin)
+	for logCount(p, "Launching a benthos-kinesis instance") == 0 {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s did not launch within %v", p.id, workerIDWithin)
+		}
+		select {
+		case <-p.exited:
+			c.t.Fatalf("%s exited before it launched: %v", p.id, p.err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	c.event(p.id, verify.Terminated)
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		c.t.Fatalf("SIGTERM %s: %v", p.id, err)
@@ -335,7 +349,8 @@ func (c *cluster) outputs() []string {
 	defer c.mu.Unlock()
 	var paths []string
 	for _, p := range c.procs {
-		if p.id != "w" {
+		// A reader killed before its first delivery has no file.
+		if _, err := os.Stat(p.out); p.id != "w" && err == nil {
 			paths = append(paths, p.out)
 		}
 	}

@@ -32,7 +32,8 @@ type ownedShard struct {
 // counter it saw and when, on its own monotonic clock, it first saw it.
 type observation struct {
 	counter int64
-	since   time.Time
+	since   time.Time // when counter last changed
+	first   time.Time // when this worker first saw the row
 }
 
 // event is what goroutines of the coordinator report to its loop.
@@ -231,14 +232,23 @@ func (c *coordinator) observe(ctx context.Context) error {
 	for _, w := range rows {
 		present[w.ID] = true
 		o, ok := c.seen[w.ID]
-		if !ok || o.counter != w.Heartbeat {
-			c.seen[w.ID] = &observation{counter: w.Heartbeat, since: now}
+		switch {
+		case !ok:
+			c.seen[w.ID] = &observation{counter: w.Heartbeat, since: now, first: now}
+		case o.counter != w.Heartbeat:
+			o.counter, o.since = w.Heartbeat, now
 		}
 		delete(c.missing, w.ID)
 	}
 	for id, o := range c.seen {
 		switch {
 		case !present[id]:
+			if id != c.workerID && now.Sub(o.since) >= c.conf.leasePeriod {
+				// Judged dead already, and its row removed by an
+				// observer: it stays dead, rather than get the grace
+				// period of an owner never seen.
+				c.missing[id] = now.Add(-c.conf.leasePeriod)
+			}
 			delete(c.seen, id)
 		case id != c.workerID && now.Sub(o.since) >= 2*c.conf.leasePeriod:
 			// Dead for a lease period past what anyone needs to count it
@@ -419,10 +429,18 @@ func (c *coordinator) plan(ctx context.Context, leases map[shardKey]checkpointer
 	for id := range c.seen {
 		owners[id] = true
 	}
+	for id := range c.missing {
+		if !owners[id] {
+			delete(c.missing, id) // owns nothing any more
+		}
+	}
 	for id := range owners {
 		switch alive, grace := c.liveness(id, now); {
 		case alive:
 			snap.Workers = append(snap.Workers, id)
+			if o := c.seen[id]; o != nil && now.Sub(o.first) < c.conf.leasePeriod {
+				snap.Young = append(snap.Young, id)
+			}
 		case grace:
 			snap.Grace = append(snap.Grace, id)
 		}

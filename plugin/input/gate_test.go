@@ -132,4 +132,3 @@ func TestReadBatchHoldsADeliveryTakenPastTheDeadline(t *testing.T) {
 		t.Fatalf("ReadBatch returned %q, want the fresh batch", b)
 	}
 }
-

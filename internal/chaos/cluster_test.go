@@ -631,6 +631,6 @@ func record(name string, rep verify.Report, extra string) error {
 		return err
 	}
 	defer f.Close()
-	_, err = fmt.Fprintf(f, "### %s\n\n%s\n%s\n", name, rep.String(), extra)
+	_, err = fmt.Fprintf(f, "### %s\n\n```text\n%s\n%s```\n\n", name, strings.TrimRight(rep.String(), "\n"), extra)
 	return err
 }

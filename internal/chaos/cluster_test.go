@@ -30,10 +30,10 @@ import (
 // synchronisation, each ends a wait for an observable state that did not
 // come.
 const (
-	exitWithin     = 60 * time.Second // a SIGTERMed process exits (shutdown_timeout is 30s)
-	killWithin     = 10 * time.Second // a SIGKILLed process is reaped
-	workerIDWithin = 30 * time.Second // a reader logs its worker id
-	sampleEvery    = 200 * time.Millisecond
+	exitWithin  = 60 * time.Second // a SIGTERMed process exits (shutdown_timeout is 30s)
+	killWithin  = 10 * time.Second // a SIGKILLed process is reaped
+	logWithin   = 30 * time.Second // a process logs that it launched, or its worker id
+	sampleEvery = 200 * time.Millisecond
 )
 
 // cluster is one scenario's world: a stream and a lease table, a writer and
@@ -247,17 +247,7 @@ func (c *cluster) terminate(p *proc) {
 	// Benthos handles SIGTERM once its stream is built (tens of ms after
 	// start); one that comes earlier kills the process by default, which
 	// says nothing about the connector. Wait until it has launched.
-	deadline := time.Now().Add(workerIDWithin)
-	for logCount(p, "Launching a benthos-kinesis instance") == 0 {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("%s did not launch within %v", p.id, workerIDWithin)
-		}
-		select {
-		case <-p.exited:
-			c.t.Fatalf("%s exited before it launched: %v", p.id, p.err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	c.waitLog(p, "launch", func() bool { return logCount(p, "Launching a benthos-kinesis instance") > 0 })
 	c.event(p.id, verify.Terminated)
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		c.t.Fatalf("SIGTERM %s: %v", p.id, err)
@@ -382,23 +372,30 @@ func (c *cluster) waitAllRead(within time.Duration) {
 // workerID reads p's worker id from its log (bounded wait).
 func (c *cluster) workerID(p *proc) string {
 	c.t.Helper()
-	if p.workerID != "" {
-		return p.workerID
+	if p.workerID == "" {
+		c.waitLog(p, "log its worker id", func() bool {
+			p.workerID = grepWorkerID(p.log)
+			return p.workerID != ""
+		})
 	}
-	deadline := time.Now().Add(workerIDWithin)
-	for time.Now().Before(deadline) {
-		if id := grepWorkerID(p.log); id != "" {
-			p.workerID = id
-			return id
+	return p.workerID
+}
+
+// waitLog polls p's log until cond holds, failing the test if p exits
+// first or logWithin passes.
+func (c *cluster) waitLog(p *proc, what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(logWithin)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s did not %s within %v", p.id, what, logWithin)
 		}
 		select {
 		case <-p.exited:
-			c.t.Fatalf("%s exited before logging its worker id", p.id)
-		case <-time.After(100 * time.Millisecond):
+			c.t.Fatalf("%s exited (%v) while waiting for it to %s", p.id, p.err, what)
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	c.t.Fatalf("%s did not log its worker id within %v", p.id, workerIDWithin)
-	return ""
 }
 
 var workerIDPattern = regexp.MustCompile(`as worker ([^,\s"]+)`)

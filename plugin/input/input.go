@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-kinesis/benthos-kinesis/checkpointer"
+	"github.com/benthos-kinesis/benthos-kinesis/checkpointer/lease"
 	"github.com/benthos-kinesis/benthos-kinesis/internal/awssession"
 )
 
@@ -77,8 +79,21 @@ func newKinesisInputFromParsed(pConf *service.ParsedConfig, res *service.Resourc
 	}
 	return newKinesisInput(conf, policy, res, clients{
 		kinesis:  func() kinesisAPI { return kinesis.NewFromConfig(kSess.Config) },
-		dynamodb: func() checkpointer.API { return dynamodb.NewFromConfig(dSess.Config) },
+		dynamodb: func() checkpointer.API { return dynamodb.NewFromConfig(dSess.Config, leaseTableRetries(conf.leasePeriod)) },
 	}), nil
+}
+
+// leaseTableRetries bounds the SDK's own retries of a lease-table call so that they fit in the
+// call's timeout (a third of the lease period): a throttled call fails fast and the lease
+// machine retries it on its own schedule, rather than the SDK sleeping through the fencing
+// margin.
+func leaseTableRetries(leasePeriod time.Duration) func(*dynamodb.Options) {
+	return func(o *dynamodb.Options) {
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = 3
+			so.MaxBackoff = min(max(leasePeriod/30, 20*time.Millisecond), time.Second)
+		})
+	}
 }
 
 // dynamoSession is the session of the dynamodb namespace. Its region and
@@ -152,10 +167,23 @@ func (k *kinesisInput) Connect(ctx context.Context) error {
 			return fmt.Errorf("batching.period: %w", err)
 		}
 	}
-	coord := newCoordinator(k.conf, k.res, k.metrics, kin, table, deps)
+	coord, err := newCoordinator(k.conf, k.res, k.metrics, kin, table, deps)
+	if err != nil {
+		return err
+	}
 	coord.ownedCount = &k.ownedCount
-	if err := coord.beat(ctx); err != nil {
+	if coord.firstBeat, err = coord.beat(ctx); err != nil {
 		return fmt.Errorf("first heartbeat to dynamodb table %s: %w", k.conf.table, err)
+	}
+	// Nothing is delivered until the lease machine has read the table; a consumer that finds
+	// the fencing deadline passed shuts the gate and wakes the machine to judge it.
+	k.gate.set(false)
+	k.gate.onFence = func() {
+		k.gate.set(false)
+		select {
+		case coord.events <- lease.Tick{}:
+		default:
+		}
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	k.coord, k.stop, k.done = coord, cancel, make(chan struct{})

@@ -95,6 +95,7 @@ type shardReader struct {
 	lastBehind int64
 	throttles  int // consecutive throttled calls
 	ended      bool
+	answers    int    // GetRecords calls answered: a consumer that got any made progress
 	onThrottle func() // called for every throttled call, if set
 }
 
@@ -173,6 +174,7 @@ func (r *shardReader) next(ctx context.Context) (fetched, error) {
 			return fetched{}, fmt.Errorf("read shard %s of %s: %w", r.shardID, r.streamLabel, err)
 		}
 		r.throttles = 0
+		r.answers++
 		r.iterator = out.NextShardIterator
 		if r.iterator == nil {
 			r.ended = true

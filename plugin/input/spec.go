@@ -29,6 +29,7 @@ const (
 	fieldCheckpointLimit  = "checkpoint_limit"
 	fieldCommitPeriod     = "commit_period"
 	fieldStealGrace       = "steal_grace_period"
+	fieldMaxInFlight      = "max_in_flight"
 	fieldRebalancePeriod  = "rebalance_period"
 	fieldLeasePeriod      = "lease_period"
 	fieldStartFromOldest  = "start_from_oldest"
@@ -97,6 +98,11 @@ A table with a string HASH key `+"`StreamID`"+` and a string RANGE key `+"`Shard
 				service.NewIntField(fieldWCU).
 					Description("The write capacity of a created table with billing mode PROVISIONED.").
 					Default(0).
+					Advanced(),
+				service.NewIntField(fieldMaxInFlight).
+					Description("The most writes to the table (checkpoints, claims, hand-overs, releases) made at once. Each has a timeout of a third of `lease_period`; the heartbeat has its own and never waits behind them.").
+					Default(32).
+					LintRule(`root = if this < 1 { ["dynamodb.max_in_flight must be at least 1"] }`).
 					Advanced(),
 			}, awssession.Fields()...)...).
 				Description("The DynamoDB table of leases and checkpoints, and how to reach it. Without its own region, endpoint or credentials the input's are used."),
@@ -226,21 +232,23 @@ func splitStreamShard(s string) (id, shard string, err error) {
 
 // inputConfig is the parsed config of one input.
 type inputConfig struct {
-	streams         []streamRef
-	table           string
-	create          bool
-	billingMode     string
-	rcu, wcu        int64
-	checkpointLimit int
-	commitPeriod    time.Duration
-	handoffTimeout  time.Duration
-	rebalancePeriod time.Duration
-	leasePeriod     time.Duration
-	startFromOldest bool
-	startTimestamp  *time.Time
-	maxMoves        int
-	pace            pacing
-	pollLimit       int32
+	streams          []streamRef
+	table            string
+	create           bool
+	billingMode      string
+	rcu, wcu         int64
+	checkpointLimit  int
+	commitPeriod     time.Duration
+	stealGracePeriod time.Duration
+	rebalancePeriod  time.Duration
+	leasePeriod      time.Duration
+	startFromOldest  bool
+	startTimestamp   *time.Time
+	maxMoves         int
+	pace             pacing
+	pollLimit        int32
+	// maxWritesInFlight bounds the lease-table writes made at once.
+	maxWritesInFlight int
 }
 
 func inputConfigFromParsed(pConf *service.ParsedConfig) (conf inputConfig, err error) {
@@ -270,6 +278,12 @@ func inputConfigFromParsed(pConf *service.ParsedConfig) (conf inputConfig, err e
 		return conf, err
 	}
 	conf.rcu, conf.wcu = int64(rcu), int64(wcu)
+	if conf.maxWritesInFlight, err = db.FieldInt(fieldMaxInFlight); err != nil {
+		return conf, err
+	}
+	if conf.maxWritesInFlight < 1 {
+		return conf, fmt.Errorf("%s.%s must be at least 1", fieldDynamoDB, fieldMaxInFlight)
+	}
 	if conf.checkpointLimit, err = pConf.FieldInt(fieldCheckpointLimit); err != nil {
 		return conf, err
 	}
@@ -278,7 +292,7 @@ func inputConfigFromParsed(pConf *service.ParsedConfig) (conf inputConfig, err e
 		dst   *time.Duration
 	}{
 		{fieldCommitPeriod, &conf.commitPeriod},
-		{fieldStealGrace, &conf.handoffTimeout},
+		{fieldStealGrace, &conf.stealGracePeriod},
 		{fieldRebalancePeriod, &conf.rebalancePeriod},
 		{fieldLeasePeriod, &conf.leasePeriod},
 	}

@@ -1,6 +1,7 @@
 package lease
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -64,7 +65,8 @@ type shard struct {
 	// unknown: the last write for the shard got no answer; the next read sent after it says
 	// what became of it.
 	unknown Op
-	retries int // of the shutdown release
+	retries int    // of the shutdown release
+	why     string // of a release other than at shutdown
 }
 
 // request is a hand-off this worker asked for: forced once StealGracePeriod has passed.
@@ -514,7 +516,7 @@ func (m *Machine) reconcile(stream string, sent time.Duration) {
 	st := m.streams[stream]
 	for _, k := range m.Keys() {
 		s := m.owned[k]
-		if k.Stream != stream || m.busy[k] != 0 || sent < m.settled[k] {
+		if k.Stream != stream || m.ownershipBusy(k) || sent < m.settled[k] {
 			continue
 		}
 		l := m.row(k)
@@ -527,8 +529,14 @@ func (m *Machine) reconcile(stream string, sent time.Duration) {
 			m.lose(s, fmt.Sprintf("its row now says %s", l))
 			continue
 		}
-		if s.phase == Reading && l.HandoffTo != "" && l.HandoffTo != m.cfg.Self {
-			m.handOverIfAsked(s, l.HandoffTo)
+		if !st.isListed(k.Shard) {
+			// Aged out of the stream: nothing is left to read, and nobody can take it.
+			m.forget(s)
+			m.change(Change{Event: Lost, Key: k, From: m.cfg.Self, Epoch: s.epoch, Reason: "the stream no longer lists it (aged out)"})
+			continue
+		}
+		if l.HandoffTo != "" && l.HandoffTo != m.cfg.Self {
+			m.asked(s, l.HandoffTo)
 		}
 	}
 	for _, sh := range st.listed {
@@ -752,9 +760,9 @@ func (m *Machine) afterDrain(s *shard) {
 			m.writeHandOver(s)
 			return
 		}
-		// The worker that asked has died meanwhile: give the shard back to the fleet with
-		// this checkpoint rather than to a dead worker.
-		s.phase = Releasing
+		// The worker that asked has died or left meanwhile: give the shard back to the fleet
+		// with this checkpoint rather than to a dead worker.
+		s.phase, s.why = Releasing, fmt.Sprintf("%s, which asked for it, is gone", s.taker)
 		m.writeRelease(s)
 	case Finishing:
 		switch {
@@ -792,6 +800,27 @@ func (m *Machine) startAfterDrain(s *shard) Start {
 
 // --- hand-offs -----------------------------------------------------------------------------
 
+// ownershipBusy says whether a write that may change the shard's owner or epoch is in flight
+// (a checkpoint changes neither: a read sent before its answer still tells who owns the shard).
+func (m *Machine) ownershipBusy(k Key) bool {
+	id := m.busy[k]
+	return id != 0 && m.writes[id].Op != OpCheckpoint
+}
+
+// asked acts on a hand-off request seen on an owned shard's row: hand the shard over to a live
+// requester; re-take the lease of a dead one's, which clears the request (or nobody else could
+// ask for the shard).
+func (m *Machine) asked(s *shard, taker string) {
+	if s.phase != Reading || m.fenced || m.shutting {
+		return
+	}
+	if alive, grace := m.live.judge(taker); alive || grace {
+		m.handOverIfAsked(s, taker)
+	} else if m.busy[s.key] == 0 {
+		m.retake(s)
+	}
+}
+
 // handOverIfAsked starts the hand-over of a shard another worker asked for, if that worker is
 // alive: a request from a dead worker is ignored (the shard would wait a lease period unread).
 func (m *Machine) handOverIfAsked(s *shard, taker string) {
@@ -800,7 +829,10 @@ func (m *Machine) handOverIfAsked(s *shard, taker string) {
 	}
 	s.phase, s.taker = HandingOver, taker
 	s.reading = false
-	m.drain(s, m.cfg.StealGracePeriod)
+	// The taker forces the shard StealGracePeriod after its request, which this worker sees up
+	// to a heartbeat period later: end the wait before that, so that a hand-over with the best
+	// checkpoint there is wins over the force.
+	m.drain(s, max(m.cfg.StealGracePeriod-m.cfg.HeartbeatPeriod, m.cfg.StealGracePeriod/2))
 }
 
 func (m *Machine) writeHandOver(s *shard) {
@@ -845,12 +877,17 @@ func (m *Machine) retakes() {
 			s.retake = false // handing over, finishing, releasing: it delivers nothing more
 			continue
 		}
-		observed := m.row(k)
-		observed.Exists, observed.Stream, observed.Shard = true, k.Stream, k.Shard
-		observed.ClientID, observed.Epoch, observed.HasEpoch = m.cfg.Self, s.epoch, true
-		s.retakeRound = m.round
-		m.write(Write{Op: OpRetake, Key: k, Observed: observed, Epoch: s.epoch})
+		m.retake(s)
 	}
+}
+
+// retake writes a claim of the shard's own row: epoch+1, any hand-off request removed.
+func (m *Machine) retake(s *shard) {
+	observed := m.row(s.key)
+	observed.Exists, observed.Stream, observed.Shard = true, s.key.Stream, s.key.Shard
+	observed.ClientID, observed.Epoch, observed.HasEpoch = m.cfg.Self, s.epoch, true
+	s.retakeRound = m.round
+	m.write(Write{Op: OpRetake, Key: s.key, Observed: observed, Epoch: s.epoch})
 }
 
 // --- write results -------------------------------------------------------------------------
@@ -886,7 +923,9 @@ func (m *Machine) writeDone(e WriteDone) {
 	if m.busy[w.Key] == e.ID {
 		delete(m.busy, w.Key)
 	}
-	m.settled[w.Key] = m.now
+	if w.Op != OpCheckpoint {
+		m.settled[w.Key] = m.now
+	}
 	m.writeResult(w, e)
 	// A drain that ended while this write was in flight goes on now.
 	if s := m.owned[w.Key]; s != nil && s.drained && m.busy[w.Key] == 0 && s.unknown == 0 {
@@ -945,7 +984,7 @@ func (m *Machine) writeResult(w Write, e WriteDone) {
 		case applied:
 			m.emit(Committed{Key: s.key, Gen: s.gen, Pos: w.Pos})
 			if e.Row.HandoffTo != "" && e.Row.HandoffTo != m.cfg.Self {
-				m.handOverIfAsked(s, e.Row.HandoffTo)
+				m.asked(s, e.Row.HandoffTo)
 			}
 		case refused:
 			m.lose(s, "its checkpoint write was refused")
@@ -1026,7 +1065,7 @@ func (m *Machine) finished(s *shard) {
 
 func (m *Machine) released(s *shard) {
 	m.forget(s)
-	m.change(Change{Event: Released, Key: s.key, From: m.cfg.Self, Epoch: s.epoch, Reason: "shutdown"})
+	m.change(Change{Event: Released, Key: s.key, From: m.cfg.Self, Epoch: s.epoch, Reason: cmp.Or(s.why, "shutdown")})
 }
 
 // --- checkpoints ---------------------------------------------------------------------------
@@ -1109,6 +1148,9 @@ func (m *Machine) plan() {
 			snap.Shards = append(snap.Shards, b)
 			if l.ClientID != "" {
 				owners[l.ClientID] = true
+			}
+			if l.HandoffTo != "" {
+				owners[l.HandoffTo] = true // a requester's grace period must run out too
 			}
 		}
 	}

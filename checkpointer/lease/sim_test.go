@@ -124,7 +124,7 @@ func simulate(seed uint64, logging bool, tweak func(*simConfig)) simResult {
 		w.runUntil(at)
 		up := w.running()
 		pick := func() *worker { return up[r.IntN(len(up))] }
-		switch kind := r.IntN(8); {
+		switch kind := r.IntN(10); {
 		case kind == 0 || len(up) == 0:
 			join()
 		case kind == 1 && len(up) > 1:
@@ -138,6 +138,11 @@ func simulate(seed uint64, logging bool, tweak func(*simConfig)) simResult {
 			join()
 		case kind == 7:
 			_ = w.cut(pick().id, 1000+r.Int64N(20_000))
+		case kind == 8:
+			_ = w.stop(pick().id)
+			join()
+		case kind == 9:
+			_ = w.failStream(w.streams[r.IntN(len(w.streams))], 1000+r.Int64N(15_000))
 		case kind == 5 || kind == 6:
 			stream := w.streams[r.IntN(len(w.streams))]
 			var open []string
@@ -169,10 +174,13 @@ func simulate(seed uint64, logging bool, tweak func(*simConfig)) simResult {
 			quiet = max(quiet, k.pausedUntil, k.cutUntil)
 		}
 	}
+	for _, until := range w.failing {
+		quiet = max(quiet, until)
+	}
 	for t := chaosEnd; ; t += 500 {
 		w.runUntil(t)
 		var ok bool
-		if ok, why = w.stable(); ok {
+		if ok, why = w.stable(); ok && t >= quiet {
 			res.settle = max(0, t-quiet)
 			break
 		}

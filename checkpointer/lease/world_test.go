@@ -109,6 +109,7 @@ type row struct {
 	handoffTo string
 	handoffE  int64
 	ckpt      int64 // the checkpoint: records 1..ckpt are done
+	early     bool  // released with batches still unacknowledged (checks only)
 }
 
 func (r *row) lease(k Key) checkpointer.Lease {
@@ -168,7 +169,7 @@ type simStats struct {
 	claims, steals, requests, handovers, forces, retakes         int
 	finishes, lost, received, fences, releases, readFailures     int
 	forcedOverlaps, splits, merges                               int
-	crashes, pauses, longPauses, joins, cuts                     int
+	crashes, pauses, longPauses, joins, cuts, stops              int
 }
 
 func (a *simStats) add(b simStats) {
@@ -203,6 +204,7 @@ func (a *simStats) add(b simStats) {
 	a.longPauses += b.longPauses
 	a.joins += b.joins
 	a.cuts += b.cuts
+	a.stops += b.stops
 }
 
 type world struct {
@@ -218,6 +220,7 @@ type world struct {
 	rows    map[Key]*row
 	hb      map[string]int64 // worker rows: id -> Heartbeat
 	hbOrder []string
+	failing map[string]int64 // streams whose ListShards fails until then (deleted, access denied)
 	workers []*worker
 	byID    map[string]*worker
 
@@ -235,7 +238,7 @@ func newWorld(cfg simConfig, seed uint64) *world {
 	return &world{
 		cfg: cfg, r: rand.New(rand.NewPCG(seed, 0x6b696e65)),
 		shards: map[Key]*simShard{}, nextID: map[string]int{}, rows: map[Key]*row{}, hb: map[string]int64{},
-		byID: map[string]*worker{}, changes: map[Key]map[int64]change{}, hi: map[Key]int64{}, maxDone: map[Key]int64{},
+		byID: map[string]*worker{}, failing: map[string]int64{}, changes: map[Key]map[int64]change{}, hi: map[Key]int64{}, maxDone: map[Key]int64{},
 	}
 }
 
@@ -391,7 +394,10 @@ func (w *world) setOwner(k Key, owner string, epoch int64, kind, from string) {
 	if epoch <= r.epoch {
 		w.violate("epoch of %s goes from %d to %d", k, r.epoch, epoch)
 	}
-	r.owner, r.epoch, r.hasEpoch, r.handoffTo, r.handoffE = owner, epoch, true, "", 0
+	if kind == "claim" && r.early {
+		kind = "claim after a release that did not wait for every acknowledgement"
+	}
+	r.owner, r.epoch, r.hasEpoch, r.handoffTo, r.handoffE, r.early = owner, epoch, true, "", 0, false
 	if w.changes[k] == nil {
 		w.changes[k] = map[int64]change{}
 	}
@@ -469,7 +475,13 @@ func (w *world) apply(me string, wr Write) (checkpointer.Lease, error) {
 			return readBack(cur.owner == wr.Taker && cur.epoch == wr.Epoch+1 && (!has || cur.ckpt == pos))
 		}
 		w.setCkpt(k, pos, has)
-		w.setOwner(k, wr.Taker, wr.Epoch+1, "hand-over", me)
+		// A hand-over after a drain that timed out gives the taker batches that were delivered
+		// and never acknowledged: it may deliver them again (at-least-once), as after a force.
+		kind := "hand-over"
+		if c := w.byID[me].cons[k]; c != nil && c.pos > r.ckpt {
+			kind = "hand-over after a timed-out drain"
+		}
+		w.setOwner(k, wr.Taker, wr.Epoch+1, kind, me)
 	case OpFinish:
 		if !owned {
 			return readBack(cur.finished && cur.owner == "" && cur.epoch == wr.Epoch && (!has || cur.ckpt == pos))
@@ -486,6 +498,11 @@ func (w *world) apply(me string, wr Write) (checkpointer.Lease, error) {
 		}
 		w.setCkpt(k, pos, has)
 		r.owner, r.handoffTo, r.handoffE = "", "", 0
+		// A release after a drain that timed out (a bounded shutdown) leaves batches delivered
+		// and never acknowledged: the next owner may deliver them again.
+		if c := w.byID[me].cons[k]; c != nil && c.pos > r.ckpt {
+			r.early = true
+		}
 	case OpCheckpoint:
 		if !owned {
 			return checkpointer.Lease{}, errCondition
@@ -534,6 +551,7 @@ type worker struct {
 	base        int64
 	m           *Machine
 	crashed     bool
+	stopping    bool // shutting down gracefully
 	pausedUntil int64
 	cutUntil    int64
 	counter     int64
@@ -685,7 +703,16 @@ func (k *worker) step(ev Event) {
 			}
 		case DeliverUntil:
 			k.until, k.hasUntil = int64(in.At/time.Millisecond), true
-		case Fence, Unfence, Done:
+		case Done:
+			// The shell stops its heartbeat, then removes its row.
+			k.crashed = true
+			k.logf("stopped")
+			k.call("write", func() error {
+				delete(w.hb, k.id)
+				w.hbOrder = slices.DeleteFunc(w.hbOrder, func(id string) bool { return id == k.id })
+				return nil
+			}, func(error) {})
+		case Fence, Unfence:
 		case Change:
 			k.changed(in)
 		}
@@ -772,6 +799,12 @@ func (k *worker) readTable(in ReadTable) {
 		}
 		for _, stream := range in.Leases {
 			sr := StreamRead{Stream: stream, Listing: slices.Contains(in.List, stream)}
+			if w.now < w.failing[stream] {
+				sr.ListErr = fmt.Errorf("stream %s does not exist: ResourceNotFoundException", stream)
+				sr.Listing = true
+				tr.Streams = append(tr.Streams, sr)
+				continue
+			}
 			for _, key := range w.order {
 				sh := w.shards[key]
 				if key.Stream != stream || !w.listed(sh) {
@@ -930,9 +963,9 @@ func (k *worker) work() {
 		}
 		sh := w.shards[key]
 		avail := sh.written(w.now)
-		if !w.listed(sh) {
+		if !w.listed(sh) || w.now < w.failing[key.Stream] {
 			c.running = false
-			k.step(ReadingEnded{Key: key, Gen: c.gen, Err: errors.New("the shard no longer exists")})
+			k.step(ReadingEnded{Key: key, Gen: c.gen, Err: errors.New("the stream or shard no longer exists")})
 			continue
 		}
 		if sh.closedAt >= 0 && sh.closedAt <= w.now && c.pos == avail {
@@ -975,6 +1008,11 @@ func (w *world) deliver(k *worker, c *simConsumer, upTo int64) {
 		w.violate("%s delivers %s from %d: records %d..%d were never delivered", k.id, key, c.pos+1, w.maxDone[key]+1, c.pos)
 	}
 	w.maxDone[key] = max(w.maxDone[key], upTo)
+	if cur.owner == k.id && cur.epoch == c.epoch+1 && w.changes[key][cur.epoch].kind == "retake" {
+		// Its own re-take (clearing a dead worker's request) applied, its answer on the way:
+		// the same owner, one epoch on.
+		c.epoch = cur.epoch
+	}
 	if cur.owner == k.id && cur.epoch == c.epoch {
 		// The owner of the current epoch: after a graceful move (a hand-over, a claim of a free
 		// shard) it must not deliver again what the previous owner delivered; after a steal, a
@@ -1065,6 +1103,35 @@ func (w *world) cut(id string, d int64) error {
 	k.cutUntil = w.now + d
 	w.stats.cuts++
 	w.logf("%s is cut off from the table for %s", id, ms(d))
+	return nil
+}
+
+// failStream makes the stream's ListShards and GetRecords fail for d (it was deleted, or access
+// to it denied): the worker's other streams must go on.
+func (w *world) failStream(stream string, d int64) error {
+	if !slices.Contains(w.streams, stream) {
+		return fmt.Errorf("no stream %s", stream)
+	}
+	w.failing[stream] = w.now + d
+	w.logf("stream %s fails for %s", stream, ms(d))
+	return nil
+}
+
+// stop shuts a worker down gracefully (SIGTERM): its machine releases what it holds, then the
+// shell removes its worker row. A shutdown that outlasts the shell's bound ends as a crash.
+func (w *world) stop(id string) error {
+	k := w.byID[id]
+	if k == nil || k.crashed || k.stopping {
+		return fmt.Errorf("no running worker %s", id)
+	}
+	k.stopping = true
+	w.stats.stops++
+	w.logf("%s stops", id)
+	k.step(Shutdown{})
+	w.schedule(w.now+w.cfg.grace+4*w.cfg.heartbeat(), k, func() {
+		k.logf("gives up its shutdown")
+		k.crashed = true
+	})
 	return nil
 }
 

@@ -51,13 +51,12 @@
 // shards spread over the streams). Workers started at once, each with its own seed, thus reach
 // for different shards; conditional writes settle the collisions that remain.
 //
-// Weighting by observed bytes per second (optional in DESIGN.md) is not implemented: every
-// readable shard weighs one.
+// Weighting by observed bytes per second is not implemented: every readable shard weighs one.
 //
 // # What the caller does
 //
-// The rest of the protocol is the caller's, and the simulation in this package's tests
-// (world_test.go) models it as follows; it is what those tests show to be safe.
+// The rest of the protocol is the caller's: checkpointer/lease's Machine, whose simulation and
+// scenario scripts check it with this package's Plan inside.
 //
 //   - Snapshot: every shard ListShards returns (and only those) with its row; Workers and Grace
 //     from the heartbeat counters as judged on the caller's own clock (LEASES.md "Liveness").
@@ -65,15 +64,7 @@
 //     (0: a row without Epoch, or no row), RequestHandoff on ClientID, Epoch and no other
 //     request. A failed condition is not an error: the next plan starts from a fresh read.
 //   - Forcing a hand-off is not planned here: it depends on how long the request has waited on
-//     the requester's clock (handoff_timeout), which the caller tracks.
-//   - A row that says ClientID = Self which the worker does not read (a write whose answer was
-//     lost, a hand-over to it) is adopted: read from its checkpoint.
-//   - Back from a fence, the worker re-takes every lease it still holds (a conditional write
-//     on its own row: ClientID = Self AND Epoch = mine, setting Epoch+1, as a claim does)
-//     before reading it again. An observer that judged it dead just before its heartbeat came
-//     back may be about to steal on the epoch it read; re-taking makes that steal fail. Without
-//     it, LEASES.md's "until a heartbeat succeeds and it has re-read its leases" lets two
-//     workers read one shard (testdata/recovery_race.txt).
+//     the requester's clock (steal_grace_period), which the caller tracks.
 package balance
 
 import (

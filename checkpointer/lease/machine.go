@@ -81,6 +81,7 @@ type streamState struct {
 	cfg      Stream
 	explicit map[string]bool
 	listed   []ListedShard
+	index    map[string]int // listed by id
 	listedAt time.Duration
 	hasList  bool
 	relist   bool
@@ -223,6 +224,11 @@ func (m *Machine) Step(now time.Duration, ev Event) []Intent {
 		m.now = now
 	}
 	m.out = nil
+	// The deadline is judged before anything else: after a pause, the first event may be a
+	// heartbeat sent after the deadline had passed, and moving the deadline before fencing
+	// would let the worker deliver shards taken from it meanwhile (found by the fault suite's
+	// zombie scenario).
+	m.fenceCheck()
 	switch e := ev.(type) {
 	case Tick:
 	case Heartbeat:
@@ -468,6 +474,10 @@ func (m *Machine) tableRead(e TableRead) {
 		st.failing, st.failures = false, 0
 		if sr.Listing {
 			st.listed, st.listedAt, st.hasList, st.relist = sr.Listed, e.Sent, true, false
+			st.index = make(map[string]int, len(sr.Listed))
+			for i, sh := range sr.Listed {
+				st.index[sh.ID] = i
+			}
 		}
 		if !st.hasList {
 			continue
@@ -503,12 +513,8 @@ func (st *streamState) isListed(id string) bool {
 	if st.explicit != nil && !st.explicit[id] {
 		return false
 	}
-	for _, sh := range st.listed {
-		if sh.ID == id {
-			return true
-		}
-	}
-	return false
+	_, ok := st.index[id]
+	return ok
 }
 
 // reconcile makes what this worker holds of one stream match the rows read at sent.
@@ -684,16 +690,12 @@ func (m *Machine) startFor(k Key, l checkpointer.Lease) (Start, bool) {
 // isChild says whether a shard has a parent still listed by the stream.
 func (m *Machine) isChild(k Key) bool {
 	st := m.streams[k.Stream]
-	var parents []string
-	listed := map[string]bool{}
-	for _, sh := range st.listed {
-		listed[sh.ID] = true
-		if sh.ID == k.Shard {
-			parents = sh.Parents
-		}
+	i, ok := st.index[k.Shard]
+	if !ok {
+		return false
 	}
-	for _, p := range parents {
-		if p != "" && listed[p] {
+	for _, p := range st.listed[i].Parents {
+		if _, listed := st.index[p]; listed && p != "" {
 			return true
 		}
 	}

@@ -78,7 +78,7 @@ func simulate(seed uint64, logging bool, tweak func(*simConfig)) simResult {
 		cfg.latency = 300 + r.Int64N(900) // a slow table: round trips up to 2.4 s, near the 3 s timeout
 	}
 	if r.IntN(4) == 0 {
-		cfg.limit = 1 + r.Int64N(20)
+		cfg.limit = 15 + r.Int64N(20) // a pipeline slow enough to hold the reader back, fast enough to keep up
 	}
 	if tweak != nil {
 		tweak(&cfg)
@@ -161,7 +161,7 @@ func simulate(seed uint64, logging bool, tweak func(*simConfig)) simResult {
 	}
 	w.runUntil(chaosEnd)
 	w.cfg.lossReq, w.cfg.lossAns, w.cfg.lossRead, w.cfg.readErr = 0, 0, 0, 0
-	if countIf(w.workers, func(k *worker) bool { return !k.crashed }) == 0 {
+	if countIf(w.workers, func(k *worker) bool { return !k.crashed && !k.stopping }) == 0 {
 		join()
 	}
 	why := ""

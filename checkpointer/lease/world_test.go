@@ -269,8 +269,9 @@ func (w *world) runUntil(t int64) {
 				continue
 			}
 			if w.now < k.pausedUntil {
-				// A frozen process does nothing: its turn comes when it thaws.
-				w.schedule(k.pausedUntil, k, e.fn)
+				// A frozen process does nothing: its turn comes when it thaws, in an order
+				// of chance (a heartbeat's answer may come before the timer that fences).
+				w.schedule(k.pausedUntil+w.r.Int64N(100), k, e.fn)
 				continue
 			}
 		}
@@ -1135,10 +1136,11 @@ func (w *world) stop(id string) error {
 	return nil
 }
 
+// running returns the workers that run and are not shutting down.
 func (w *world) running() []*worker {
 	var out []*worker
 	for _, k := range w.workers {
-		if k.running() {
+		if k.running() && !k.stopping {
 			out = append(out, k)
 		}
 	}
@@ -1151,8 +1153,13 @@ func (w *world) running() []*worker {
 func (w *world) stable() (bool, string) {
 	w.stats.checks++
 	run := w.running()
-	if len(run) == 0 || len(run) != countIf(w.workers, func(k *worker) bool { return !k.crashed }) {
+	if len(run) == 0 || len(run) != countIf(w.workers, func(k *worker) bool { return !k.crashed && !k.stopping }) {
 		return false, "a worker is paused"
+	}
+	for _, k := range w.workers {
+		if k.stopping && !k.crashed {
+			return false, k.id + " is shutting down"
+		}
 	}
 	load := map[string]int{}
 	byID := map[string]*worker{}

@@ -469,15 +469,47 @@ func (c *cluster) logEvents() []verify.Event {
 	return evs
 }
 
-// leaseLostLog: the input's log lines that mean it stopped delivering a
-// shard without a graceful hand-off (see plugin/input/coordinator.go).
+// leaseLostLog: the input's log lines that mean it stopped delivering a shard without a
+// graceful hand-off: the lease changes (structured key "event", plugin/input/coordinator.go)
+// "fenced" (no heartbeat) and "lost" (another worker took it).
 func leaseLostLog(line []byte) bool {
-	for _, s := range []string{"No heartbeat reached", "Lost shard", "will be read again"} {
-		if strings.Contains(string(line), s) {
-			return true
-		}
+	switch leaseEvent(line) {
+	case "fenced", "lost":
+		return true
 	}
 	return false
+}
+
+// leaseEvent is the "event" key of a lease change's log line; "" for any other line.
+func leaseEvent(line []byte) string {
+	if !strings.Contains(string(line), `"event"`) {
+		return ""
+	}
+	var l struct {
+		Event string `json:"event"`
+	}
+	if json.Unmarshal(line, &l) != nil {
+		return ""
+	}
+	return l.Event
+}
+
+// logEventCount counts the lease changes of kind event in p's log.
+func logEventCount(p *proc, event string) int {
+	f, err := os.Open(p.log)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		if leaseEvent(sc.Bytes()) == event {
+			n++
+		}
+	}
+	return n
 }
 
 // logCount counts the lines of p's log containing s.

@@ -127,7 +127,7 @@ func TestChaosZombie(t *testing.T) {
 		c.sleep(10 * time.Second)
 		// It resumed with shards it no longer owns: it must have noticed
 		// (fenced itself, or found the leases lost) rather than carry on.
-		if logCount(victim.cur, "No heartbeat reached") == 0 && logCount(victim.cur, "Lost shard") == 0 {
+		if logEventCount(victim.cur, "fenced") == 0 && logEventCount(victim.cur, "lost") == 0 {
 			t.Errorf("%s resumed after %v stopped and logged neither a fence nor a lost lease", victim.cur.id, leasePeriod+4*time.Second)
 		}
 	}
@@ -367,7 +367,7 @@ func TestChaosDynamoDBUnreachable(t *testing.T) {
 	tk := &takeOvers{what: "take-over of a partitioned reader"}
 	c.waitWriter(2 * time.Minute)
 	for _, r := range c.readers {
-		if logCount(r.cur, "No heartbeat reached") == 0 {
+		if logEventCount(r.cur, "fenced") == 0 {
 			t.Errorf("%s never fenced itself during a %v DynamoDB outage", r.cur.id, outage)
 		}
 	}

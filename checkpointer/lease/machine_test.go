@@ -1,0 +1,142 @@
+package lease
+
+import (
+	"testing"
+	"time"
+
+	"github.com/benthos-kinesis/benthos-kinesis/checkpointer"
+)
+
+// testMachine is a machine of worker "w1" on stream "s" with one shard it owns at epoch 2,
+// delivering: the first heartbeat went through at 0, a read showed the row at epoch 1, and the
+// machine re-took it.
+func testMachine(t *testing.T) *Machine {
+	t.Helper()
+	m, err := NewMachine(Config{
+		Self: "w1", Streams: []Stream{{ID: "s"}}, LeasePeriod: 6 * time.Second,
+		RebalancePeriod: 5 * time.Second, StealGracePeriod: 10 * time.Second, CommitPeriod: 5 * time.Second,
+	}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Step(0, Heartbeat{Sent: 0})
+	row := checkpointer.Lease{Stream: "s", Shard: "a", Exists: true, ClientID: "w1", Epoch: 1, HasEpoch: true}
+	out := m.Step(100*time.Millisecond, TableRead{
+		Sent: 50 * time.Millisecond, Received: 100 * time.Millisecond,
+		Workers: []checkpointer.WorkerRow{{ID: "w1", Heartbeat: 1}},
+		Streams: []StreamRead{{Stream: "s", Listing: true, Listed: []ListedShard{{ID: "a"}}, Leases: []checkpointer.Lease{row}}},
+	})
+	// Adopted while the machine is not yet delivering: re-taken first, like every lease held
+	// across a fence.
+	w, ok := first[Write](out)
+	if !has[StartReading](out) || !ok || w.Op != OpRetake {
+		t.Fatalf("setup: want the shard read and re-taken, got %v", out)
+	}
+	out = m.Step(150*time.Millisecond, WriteDone{ID: w.ID, Row: ownRow(2)})
+	if !has[Unfence](out) || m.Fenced() {
+		t.Fatalf("setup: want the machine unfenced, got %v", out)
+	}
+	return m
+}
+
+func ownRow(epoch int64) checkpointer.Lease {
+	return checkpointer.Lease{Stream: "s", Shard: "a", Exists: true, ClientID: "w1", Epoch: epoch, HasEpoch: true}
+}
+
+func has[T Intent](out []Intent) bool {
+	for _, i := range out {
+		if _, ok := i.(T); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func first[T Intent](out []Intent) (T, bool) {
+	for _, i := range out {
+		if v, ok := i.(T); ok {
+			return v, true
+		}
+	}
+	var zero T
+	return zero, false
+}
+
+// Found by the fault suite's zombie scenario (a reader SIGSTOPped past its lease): on SIGCONT
+// the heartbeat goroutine beat at once and its answer reached the machine before the Tick that
+// would have fenced; the deadline moved, the machine never fenced, and the reader delivered a
+// record of a shard taken from it meanwhile. A heartbeat sent after the deadline must fence
+// first, and delivery resumes only after the re-take.
+func TestMachineHeartbeatAfterTheDeadlineFencesFirst(t *testing.T) {
+	m := testMachine(t)
+	deadline, _ := m.DeliverUntil() // 4 s
+	thaw := deadline + 6*time.Second
+	out := m.Step(thaw+10*time.Millisecond, Heartbeat{Sent: thaw})
+	if !m.Fenced() || !has[Fence](out) {
+		t.Fatalf("a heartbeat sent %v after the deadline did not fence: %v", thaw-deadline, out)
+	}
+	if has[Unfence](out) {
+		t.Fatalf("unfenced before re-taking: %v", out)
+	}
+	w, ok := first[Write](out)
+	if !ok || w.Op != OpRetake || w.Epoch != 2 {
+		t.Fatalf("want a re-take of epoch 2, got %v", out)
+	}
+	// The shard was taken meanwhile: the re-take is refused, the shard lost, its consumer dropped.
+	out = m.Step(thaw+50*time.Millisecond, WriteDone{ID: w.ID, Err: checkpointer.ErrClaimConflict})
+	if stop, ok := first[StopReading](out); !ok || !stop.Drop {
+		t.Fatalf("want the consumer dropped, got %v", out)
+	}
+	if ph, _ := m.Phase(Key{"s", "a"}); ph != 0 {
+		t.Fatalf("still holds the shard: %v", ph)
+	}
+}
+
+// Review defect 8: the gate admitted between a successful heartbeat and the re-take. The machine
+// moves the deadline on the heartbeat but stays fenced until every lease held is re-taken.
+func TestMachineStaysFencedUntilTheRetake(t *testing.T) {
+	m := testMachine(t)
+	deadline, _ := m.DeliverUntil()
+	m.Step(deadline+time.Millisecond, Tick{})
+	if !m.Fenced() {
+		t.Fatal("not fenced past the deadline")
+	}
+	back := deadline + 2*time.Second
+	out := m.Step(back, Heartbeat{Sent: back - 10*time.Millisecond})
+	if !m.Fenced() || has[Unfence](out) {
+		t.Fatalf("unfenced on the heartbeat alone: %v", out)
+	}
+	w, ok := first[Write](out)
+	if !ok || w.Op != OpRetake {
+		t.Fatalf("want a re-take, got %v", out)
+	}
+	out = m.Step(back+20*time.Millisecond, TableRead{
+		Sent: back + 5*time.Millisecond, Received: back + 20*time.Millisecond,
+		Workers: []checkpointer.WorkerRow{{ID: "w1", Heartbeat: 2}},
+		Streams: []StreamRead{{Stream: "s", Leases: []checkpointer.Lease{ownRow(2)}}},
+	})
+	if !m.Fenced() || has[Unfence](out) {
+		t.Fatalf("unfenced before the re-take was answered: %v", out)
+	}
+	out = m.Step(back+30*time.Millisecond, WriteDone{ID: w.ID, Row: ownRow(3)})
+	if m.Fenced() || !has[Unfence](out) {
+		t.Fatalf("not unfenced after the re-take: %v", out)
+	}
+	if _, e := m.Phase(Key{"s", "a"}); e != 3 {
+		t.Fatalf("epoch %d after the re-take, want 3", e)
+	}
+}
+
+// A machine never asks for a Tick at once after a Tick (the shell would spin).
+func TestMachineNextWakeIsAhead(t *testing.T) {
+	m := testMachine(t)
+	now := 200 * time.Millisecond
+	for range 100 {
+		m.Step(now, Tick{})
+		next := m.NextWake()
+		if next <= now {
+			t.Fatalf("NextWake %v at %v", next, now)
+		}
+		now = next
+	}
+}

@@ -41,11 +41,14 @@ type ownedConsumer struct {
 //
 // Every one of them reports back through events and ends when run does.
 type coordinator struct {
-	conf     inputConfig
-	log      *service.Logger
-	metrics  *inputMetrics
-	kin      kinesisAPI
-	table    *checkpointer.Table
+	conf    inputConfig
+	log     *service.Logger
+	metrics *inputMetrics
+	kin     kinesisAPI
+	table   *checkpointer.Table
+	// beats is the table as the heartbeat reaches it: its own DynamoDB client, so that its
+	// calls neither queue behind the pool's on one connection pool nor share its retry budget.
+	beats    *checkpointer.Table
 	workerID string
 	deps     *consumerDeps
 	machine  *lease.Machine
@@ -56,6 +59,7 @@ type coordinator struct {
 	firstBeat       time.Duration // send time of Connect's heartbeat
 
 	events    chan lease.Event
+	beaten    chan lease.Heartbeat // the heartbeat's results: never waits behind other events
 	consumers map[lease.Key]ownedConsumer
 	queue     []lease.Write // writes waiting for a place in the pool
 	pool      chan lease.Write
@@ -68,7 +72,7 @@ type coordinator struct {
 	ownedCount *atomic.Int64
 }
 
-func newCoordinator(conf inputConfig, res *service.Resources, metrics *inputMetrics, kin kinesisAPI, table *checkpointer.Table, deps *consumerDeps) (*coordinator, error) {
+func newCoordinator(conf inputConfig, res *service.Resources, metrics *inputMetrics, kin kinesisAPI, table, beats *checkpointer.Table, deps *consumerDeps) (*coordinator, error) {
 	heartbeat := conf.leasePeriod / 3
 	lc := lease.Config{
 		Self: table.WorkerID(), LeasePeriod: conf.leasePeriod, HeartbeatPeriod: heartbeat,
@@ -89,11 +93,12 @@ func newCoordinator(conf inputConfig, res *service.Resources, metrics *inputMetr
 		return nil, err
 	}
 	return &coordinator{
-		conf: conf, log: res.Logger(), metrics: metrics, kin: kin, table: table, workerID: table.WorkerID(), deps: deps,
+		conf: conf, log: res.Logger(), metrics: metrics, kin: kin, table: table, beats: beats, workerID: table.WorkerID(), deps: deps,
 		machine:         m,
 		heartbeatPeriod: heartbeat,
 		writeTimeout:    heartbeat,
 		events:          make(chan lease.Event, 256),
+		beaten:          make(chan lease.Heartbeat, 1),
 		consumers:       map[lease.Key]ownedConsumer{},
 		pool:            make(chan lease.Write),
 	}, nil
@@ -113,7 +118,27 @@ func (c *coordinator) beat(ctx context.Context) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.heartbeatPeriod)
 	defer cancel()
 	c.counter++
-	return sent, c.table.Heartbeat(ctx, c.counter, c.streamIDs())
+	return sent, c.beats.Heartbeat(ctx, c.counter, c.streamIDs())
+}
+
+// reportBeat hands a heartbeat's result to the loop without ever waiting: if the loop has not
+// taken the previous one yet, the better of the two stays (a success over a failure, then the
+// later send).
+func (c *coordinator) reportBeat(hb lease.Heartbeat) {
+	for {
+		select {
+		case c.beaten <- hb:
+			return
+		default:
+		}
+		select {
+		case old := <-c.beaten:
+			if old.Err == nil && (hb.Err != nil || old.Sent > hb.Sent) {
+				hb = old
+			}
+		default:
+		}
+	}
 }
 
 // report hands an event to the loop, unless the loop has ended.
@@ -177,6 +202,8 @@ func (c *coordinator) run(ctx context.Context) {
 		case <-giveUp:
 			c.log.Warnf("Shutdown: %d shard(s) not released in time; other instances take them once this one's heartbeat stops", len(c.consumers))
 			c.done = true
+		case hb := <-c.beaten:
+			c.step(io, &wg, hb)
 		case ev := <-c.events:
 			c.step(io, &wg, ev)
 		case <-timer.C:
@@ -218,7 +245,7 @@ func (c *coordinator) heartbeats(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			c.log.Warnf("Heartbeat to dynamodb table %s failed: %v", c.table.Name(), err)
 		}
-		c.report(ctx, lease.Heartbeat{Sent: sent, Err: err})
+		c.reportBeat(lease.Heartbeat{Sent: sent, Err: err})
 	}
 }
 

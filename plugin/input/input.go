@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -37,6 +38,8 @@ func Register(env *service.Environment, name string) error {
 type clients struct {
 	kinesis  func() kinesisAPI
 	dynamodb func() checkpointer.API
+	// heartbeats is the heartbeat's own client; nil: another of dynamodb.
+	heartbeats func() checkpointer.API
 }
 
 // kinesisInput is the aws_kinesis input: a service.BatchInput.
@@ -78,8 +81,13 @@ func newKinesisInputFromParsed(pConf *service.ParsedConfig, res *service.Resourc
 		return nil, err
 	}
 	return newKinesisInput(conf, policy, res, clients{
-		kinesis:  func() kinesisAPI { return kinesis.NewFromConfig(kSess.Config) },
-		dynamodb: func() checkpointer.API { return dynamodb.NewFromConfig(dSess.Config, leaseTableRetries(conf.leasePeriod)) },
+		kinesis: func() kinesisAPI { return kinesis.NewFromConfig(kSess.Config) },
+		dynamodb: func() checkpointer.API {
+			return dynamodb.NewFromConfig(dSess.Config, leaseTableRetries(conf.leasePeriod, false))
+		},
+		heartbeats: func() checkpointer.API {
+			return dynamodb.NewFromConfig(dSess.Config, leaseTableRetries(conf.leasePeriod, true))
+		},
 	}), nil
 }
 
@@ -87,11 +95,16 @@ func newKinesisInputFromParsed(pConf *service.ParsedConfig, res *service.Resourc
 // call's timeout (a third of the lease period): a throttled call fails fast and the lease
 // machine retries it on its own schedule, rather than the SDK sleeping through the fencing
 // margin.
-func leaseTableRetries(leasePeriod time.Duration) func(*dynamodb.Options) {
+// The heartbeat's client has no retry budget to run out of: a storm of failing writes must not
+// stop it from retrying.
+func leaseTableRetries(leasePeriod time.Duration, heartbeat bool) func(*dynamodb.Options) {
 	return func(o *dynamodb.Options) {
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 			so.MaxAttempts = 3
 			so.MaxBackoff = min(max(leasePeriod/30, 20*time.Millisecond), time.Second)
+			if heartbeat {
+				so.RateLimiter = ratelimit.None
+			}
 		})
 	}
 }
@@ -167,7 +180,15 @@ func (k *kinesisInput) Connect(ctx context.Context) error {
 			return fmt.Errorf("batching.period: %w", err)
 		}
 	}
-	coord, err := newCoordinator(k.conf, k.res, k.metrics, kin, table, deps)
+	hbAPI := k.clients.dynamodb
+	if k.clients.heartbeats != nil {
+		hbAPI = k.clients.heartbeats
+	}
+	beats, err := checkpointer.New(hbAPI(), k.conf.table, table.WorkerID(), checkpointer.WithLeasePeriod(k.conf.leasePeriod))
+	if err != nil {
+		return err
+	}
+	coord, err := newCoordinator(k.conf, k.res, k.metrics, kin, table, beats, deps)
 	if err != nil {
 		return err
 	}

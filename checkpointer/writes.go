@@ -195,7 +195,7 @@ func (t *Table) HandOver(ctx context.Context, stream, shard string, epoch int64,
 }
 
 // ForceHandoff takes a shard whose owner did not answer this worker's hand-off request within
-// handoff_timeout (on the taker's clock): ClientID = this worker, Epoch = epoch+1, LeaseTimeout,
+// steal_grace_period (on the taker's clock): ClientID = this worker, Epoch = epoch+1, LeaseTimeout,
 // request removed, on condition ClientID = owner AND Epoch = epoch AND HandoffTo = this worker.
 // It returns the row as written. When the owner handed the shard over to this worker just before
 // (the two race at the timeout), the condition fails but the row already says this worker owns

@@ -3,9 +3,9 @@ package input
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,131 +15,306 @@ import (
 	"github.com/benthos-kinesis/benthos-kinesis/checkpointer/ack"
 )
 
-// delivery is one batch on its way to ReadBatch, with the function Benthos
-// calls once the pipeline is done with it. ctx is its consumer's: once it
-// ends the shard is no longer this worker's to deliver.
+// delivery is one batch on its way to ReadBatch. ctx is its consumer's
+// claim on the shard: once it ends (the consumer was stopped or its shard
+// lost) the delivery is no longer this worker's to hand out, and it is
+// abandoned instead. f is the consumer's record of the batch (nil for
+// deliveries made by hand in tests).
 type delivery struct {
 	batch service.MessageBatch
-	ack   service.AckFunc
 	ctx   context.Context
+	f     *flight
 }
 
-// monoBase anchors the gate's deadlines on the monotonic clock, which keeps
-// counting through a SIGSTOP or a suspended VM.
-var monoBase = time.Now()
+// flightState is where a delivered batch stands.
+type flightState uint8
 
-// gate pauses delivery while the worker is fenced (it could not heartbeat).
-//
-// The coordinator shuts it with a timer, but a timer is not enough: after a
-// long pause (SIGSTOP, a frozen VM) the goroutines that were waiting to
-// deliver can run before the timer does. So the gate also holds the
-// deadline itself and every delivery checks the clock: past it, the worker
-// fences on the spot.
-type gate struct {
-	mu     sync.Mutex
-	open   bool
-	opened chan struct{} // closed while open
-	shut   chan struct{} // closed while shut
+const (
+	// flightOutstanding: on its way to the pipeline, in it, or waiting to
+	// be replayed; drain waits for it.
+	flightOutstanding flightState = iota
+	// flightAbandoned: it will never be acknowledged: dropped before the
+	// pipeline saw it, or left unanswered by a pipeline that stopped (see
+	// handedOut). It no longer counts as outstanding, but it stays
+	// unacknowledged in the tracker, so the checkpoint never moves past it
+	// and the next reader of the shard reads it again.
+	flightAbandoned
+	// flightDone: acknowledged (or nacked without auto_replay_nacks).
+	flightDone
+)
 
-	until   atomic.Int64 // monotonic ns since monoBase until which delivery is safe; 0: no deadline yet
-	onFence func()       // fences the worker (shuts the gate and tells the coordinator)
+// flight is one batch of a consumer from its delivery to its end. Its
+// fields are guarded by s.mu.
+type flight struct {
+	s     *shardConsumer
+	id    ack.BatchID
+	state flightState
+
+	// readCtx is the context of the ReadBatch that handed it to the
+	// pipeline, until it is answered; expiry gives it up when that ends.
+	readCtx    context.Context
+	stopExpiry func() bool
 }
 
-func newGate() *gate {
-	g := &gate{open: true, opened: make(chan struct{}), shut: make(chan struct{})}
-	close(g.opened)
-	return g
-}
-
-func (g *gate) set(open bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if open == g.open {
+// done acknowledges the batch: the pipeline is done with it. An abandoned
+// batch that is acknowledged after all is acknowledged too: its records
+// were processed.
+func (f *flight) done() {
+	if f == nil {
 		return
 	}
-	g.open = open
-	if open {
-		close(g.opened)
-		g.shut = make(chan struct{})
-	} else {
-		close(g.shut)
-		g.opened = make(chan struct{})
-	}
-}
-
-// extend makes delivery safe until t.
-func (g *gate) extend(t time.Time) { g.until.Store(int64(t.Sub(monoBase))) }
-
-// live reports whether the deadline has not passed.
-func (g *gate) live() bool {
-	u := g.until.Load()
-	return u == 0 || int64(time.Since(monoBase)) < u
-}
-
-// fence shuts the gate because the deadline has passed.
-func (g *gate) fence() {
-	if g.onFence != nil {
-		g.onFence()
+	s := f.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f.answeredLocked()
+	switch f.state {
+	case flightOutstanding:
+		s.outstanding--
+	case flightAbandoned:
+		s.abandoned--
+	default:
 		return
 	}
-	g.set(false)
+	f.state = flightDone
+	s.tracker.Ack(f.id)
+	s.cond.Broadcast()
 }
 
-// channels returns the channel closed while the gate is open and the one
-// closed while it is shut, as of now.
-func (g *gate) channels() (opened, shut <-chan struct{}) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.opened, g.shut
+// abandon gives up on the batch: it will never be acknowledged.
+func (f *flight) abandon() {
+	if f == nil {
+		return
+	}
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	f.abandonLocked()
 }
 
-// send hands d to out once the gate is open, and gives up the send if the
-// gate shuts while it waits for a reader: a fenced worker delivers nothing.
-func (g *gate) send(ctx context.Context, out chan<- delivery, d delivery) error {
-	for {
-		opened, shut := g.channels()
-		select {
-		case <-opened:
-		case <-ctx.Done():
-			return ctx.Err()
+func (f *flight) abandonLocked() {
+	if f.state != flightOutstanding {
+		return
+	}
+	f.state = flightAbandoned
+	f.s.outstanding--
+	f.s.abandoned++
+	f.s.cond.Broadcast()
+}
+
+// handedOut records that ReadBatch(readCtx) gave the batch to the
+// pipeline. Benthos drops a batch ReadBatch returns as it stops (its input
+// loop on a soft stop: it neither passes it on nor answers for it), and
+// stops waiting for answers at a hard stop. So once the consumer has
+// stopped (its shard is handed over, finished or released: the drain that
+// follows must end) and readCtx has ended too (Benthos stopped reading),
+// an unanswered batch is abandoned. While readCtx lives the drain waits
+// for it, as the pipeline still has it.
+func (f *flight) handedOut(readCtx context.Context) {
+	if f == nil {
+		return
+	}
+	s := f.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f.state != flightOutstanding || readCtx.Done() == nil {
+		return
+	}
+	f.readCtx = readCtx
+	if s.inPipeline == nil {
+		s.inPipeline = map[*flight]struct{}{}
+	}
+	s.inPipeline[f] = struct{}{}
+	if s.claim != nil && s.claim.Err() != nil {
+		f.expireWithReadLocked()
+	}
+}
+
+// answered records that the pipeline answered for the batch.
+func (f *flight) answered() {
+	if f == nil {
+		return
+	}
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	f.answeredLocked()
+}
+
+func (f *flight) answeredLocked() {
+	if f.readCtx == nil {
+		return
+	}
+	delete(f.s.inPipeline, f)
+	f.readCtx = nil
+	if f.stopExpiry != nil {
+		f.stopExpiry()
+		f.stopExpiry = nil
+	}
+}
+
+// expireWithReadLocked abandons the batch, unanswered, once readCtx ends.
+func (f *flight) expireWithReadLocked() {
+	if f.stopExpiry != nil {
+		return
+	}
+	f.stopExpiry = context.AfterFunc(f.readCtx, func() {
+		f.s.mu.Lock()
+		defer f.s.mu.Unlock()
+		if f.readCtx == nil {
+			return // answered meanwhile
 		}
-		if !g.live() {
-			g.fence()
+		delete(f.s.inPipeline, f)
+		f.readCtx, f.stopExpiry = nil, nil
+		f.abandonLocked()
+	})
+}
+
+// shard identifies the consumer of the batch, for keeping a shard's
+// batches in order; nil for deliveries made by hand.
+func (d delivery) shard() *shardConsumer {
+	if d.f == nil {
+		return nil
+	}
+	return d.f.s
+}
+
+// before reports whether d was delivered before e by the same consumer.
+func (d delivery) before(e delivery) bool {
+	return d.f != nil && e.f != nil && d.f.s == e.f.s && d.f.id < e.f.id
+}
+
+// Replays of nacked batches wait between attempts: the first goes again at
+// once, later ones after a backoff, so that a batch the pipeline keeps
+// rejecting does not spin (Benthos' own AutoRetryNacks waits too).
+const (
+	replayBackoffBase = 10 * time.Millisecond
+	replayBackoffMax  = time.Second
+)
+
+// replayDelay is the wait before a batch handed out attempts times (and
+// nacked each time) goes again.
+func replayDelay(attempts int) time.Duration {
+	if attempts <= 1 {
+		return 0
+	}
+	return min(replayBackoffBase<<min(attempts-2, 16), replayBackoffMax)
+}
+
+// replayQueue holds the deliveries that go to ReadBatch again: nacked ones
+// (auto_replay_nacks) and ones ReadBatch took but could not hand out before
+// its context ended. They go before anything new from their shard, in
+// shard order; each waits for its time, and for the earlier ones of its
+// shard. A delivery whose consumer stops reading while it waits here is
+// abandoned at once: the shard is no longer this worker's to replay, and
+// drain must not wait for it. The zero value is ready to use.
+type replayQueue struct {
+	mu      sync.Mutex
+	entries []*replayEntry
+	changed chan struct{} // closed (and replaced) on every push
+}
+
+type replayEntry struct {
+	d        delivery
+	attempts int       // times handed out so far
+	at       time.Time // not before
+	stop     func() bool
+}
+
+// push queues d, handed out attempts times so far, to go again at (or
+// after) at: before the later batches of its shard, after the rest.
+func (q *replayQueue) push(d delivery, attempts int, at time.Time) {
+	e := &replayEntry{d: d, attempts: attempts, at: at}
+	q.mu.Lock()
+	i := len(q.entries)
+	for j, o := range q.entries {
+		if d.before(o.d) {
+			i = j
+			break
+		}
+	}
+	q.entries = slices.Insert(q.entries, i, e)
+	// Under q.mu, which take holds when it removes the entry; if the
+	// consumer has already stopped, this runs at once (in its own
+	// goroutine, once q.mu is free) and finds the entry.
+	e.stop = context.AfterFunc(d.ctx, func() {
+		if q.remove(e) {
+			d.f.abandon()
+		}
+	})
+	q.signal()
+	q.mu.Unlock()
+}
+
+// pushIfHeld queues d (new from its consumer) behind the batches of its
+// shard that wait here, if any, and reports whether it did.
+func (q *replayQueue) pushIfHeld(d delivery) bool {
+	q.mu.Lock()
+	held := false
+	if s := d.shard(); s != nil {
+		for _, o := range q.entries {
+			if o.d.shard() == s {
+				held = true
+				break
+			}
+		}
+	}
+	q.mu.Unlock()
+	if held {
+		q.push(d, 0, time.Time{})
+	}
+	return held
+}
+
+// signal wakes the readers waiting for the queue; q.mu is held.
+func (q *replayQueue) signal() {
+	if q.changed != nil {
+		close(q.changed)
+		q.changed = nil
+	}
+}
+
+func (q *replayQueue) remove(e *replayEntry) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i := slices.Index(q.entries, e)
+	if i < 0 {
+		return false
+	}
+	q.entries = slices.Delete(q.entries, i, i+1)
+	return true
+}
+
+// take removes and returns the first entry due at now none of whose
+// shard's earlier entries waits. Otherwise it returns how long until the
+// first waiting entry is due (0: none waits) and a channel closed on the
+// next push.
+func (q *replayQueue) take(now time.Time) (*replayEntry, time.Duration, <-chan struct{}) {
+	q.mu.Lock()
+	var (
+		waiting []*shardConsumer
+		next    time.Duration
+	)
+	for i, e := range q.entries {
+		s := e.d.shard()
+		if slices.Contains(waiting, s) {
 			continue
 		}
-		select {
-		case out <- d:
-			return nil
-		case <-shut:
-		case <-ctx.Done():
-			return ctx.Err()
+		if wait := e.at.Sub(now); wait > 0 {
+			waiting = append(waiting, s)
+			if next == 0 || wait < next {
+				next = wait
+			}
+			continue
 		}
+		q.entries = slices.Delete(q.entries, i, i+1)
+		q.mu.Unlock()
+		e.stop() // if it already ran, its remove failed: admit sees d.ctx ended
+		return e, 0, nil
 	}
-}
-
-// admit decides whether a delivery taken from out may go to the pipeline:
-// the send and the take can both happen after a pause that outlived the
-// deadline, before anything shut the gate. It waits while the worker is
-// fenced and reports false if the delivery's shard was lost meanwhile (its
-// records are read again by the new owner from the checkpoint) or ctx ended.
-func (g *gate) admit(ctx context.Context, d delivery) bool {
-	if g.live() {
-		return true
+	if q.changed == nil {
+		q.changed = make(chan struct{})
 	}
-	for !g.live() {
-		g.fence()
-		opened, _ := g.channels()
-		select {
-		case <-opened:
-		case <-d.ctx.Done():
-			return false
-		case <-ctx.Done():
-			return false
-		}
-	}
-	// The coordinator stops the consumers of lost shards before it opens
-	// the gate again.
-	return d.ctx.Err() == nil
+	changed := q.changed
+	q.mu.Unlock()
+	return nil, next, changed
 }
 
 // shardConsumer reads one owned shard and delivers its records in batches,
@@ -160,13 +335,26 @@ type shardConsumer struct {
 	mu          sync.Mutex
 	cond        *sync.Cond // signalled on every ack
 	tracker     *ack.Tracker
-	outstanding int // batches handed to ReadBatch and not yet acknowledged
+	outstanding int                  // batches delivered and neither acknowledged nor abandoned
+	abandoned   int                  // batches abandoned (never to be acknowledged)
+	wasLost     bool                 // lost was called
+	inPipeline  map[*flight]struct{} // handed out by ReadBatch and not answered yet
 
 	meta *recordMeta // used by the run goroutine only
 
+	// cancel stops the consumer at once without waiting for its goroutine
+	// (halt). Set by newShardConsumer, never changed: the coordinator may
+	// call it directly.
 	cancel context.CancelFunc
-	done   chan struct{}
-	err    error // why run ended (guarded by mu): errShardEnded, a read error, or a context error
+
+	// claim is the context of the deliveries: it spans the runs, and ends
+	// when the consumer is halted, stopped or its shard lost (guarded by
+	// mu, as are the fields below).
+	claim     context.Context
+	unclaim   context.CancelFunc
+	cancelRun context.CancelFunc // ends the current run
+	done      chan struct{}
+	err       error // why run ended: errShardEnded, a read error, or a context error
 }
 
 func newShardConsumer(stream, shard string, reader *shardReader, resumeAfter ack.Position, c *consumerDeps) *shardConsumer {
@@ -176,6 +364,7 @@ func newShardConsumer(stream, shard string, reader *shardReader, resumeAfter ack
 		tracker: ack.New(),
 	}
 	s.cond = sync.NewCond(&s.mu)
+	s.cancel = s.halt
 	s.tracker.Resume(resumeAfter)
 	return s
 }
@@ -193,13 +382,30 @@ type consumerDeps struct {
 
 // start runs the consumer until ctx ends, the shard ends or reading fails,
 // then calls ended (if set). It may be started again once done is closed:
-// the reader and the tracker carry on where they were.
+// the reader and the tracker carry on where they were, and so do the
+// deliveries of the earlier runs (a restart after a read error does not
+// take them from the pipeline, nor their replays).
 func (s *shardConsumer) start(ctx context.Context, ended func(*shardConsumer)) {
-	ctx, s.cancel = context.WithCancel(ctx)
+	s.mu.Lock()
+	if s.cancelRun != nil {
+		s.cancelRun() // the previous run's (it has ended: its context only)
+	}
+	if s.claim == nil || s.claim.Err() != nil {
+		s.claim, s.unclaim = context.WithCancel(ctx)
+	}
+	runCtx, cancelRun := context.WithCancel(s.claim)
+	stopAfter := context.AfterFunc(ctx, cancelRun) // in case ctx is not the claim's parent
+	cancel := func() {
+		stopAfter()
+		cancelRun()
+	}
+	s.cancelRun = cancel
 	done := make(chan struct{})
 	s.done = done
+	s.mu.Unlock()
 	go func() {
-		err := s.run(ctx)
+		err := s.run(runCtx)
+		cancel()
 		s.mu.Lock()
 		s.err = err
 		s.cond.Broadcast()
@@ -211,14 +417,30 @@ func (s *shardConsumer) start(ctx context.Context, ended func(*shardConsumer)) {
 	}()
 }
 
-// stop stops reading and waits for the goroutine to exit. Delivered batches
-// may still be acknowledged after it.
+// stop stops reading and waits for the goroutine to exit. It ends the
+// consumer's claim on its deliveries: those the pipeline does not have
+// (waiting for ReadBatch, held by the gate, or waiting to be replayed) are
+// abandoned, and so are those it has once the ReadBatch that handed them
+// out has ended (see handedOut). Batches the pipeline has may still be
+// acknowledged after it.
 func (s *shardConsumer) stop() {
-	s.cancel()
+	s.halt()
 	s.mu.Lock()
-	s.cond.Broadcast() // wake a reader waiting for acks
+	done := s.done
 	s.mu.Unlock()
-	<-s.done
+	if done != nil {
+		<-done
+	}
+}
+
+// halt is stop without the wait for the goroutine: once it returns, the
+// consumer delivers nothing more (what it sent is abandoned when ReadBatch
+// takes it, or where it waits).
+func (s *shardConsumer) halt() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unclaimLocked()
+	s.cond.Broadcast() // wake a reader waiting for acks
 }
 
 func (s *shardConsumer) run(ctx context.Context) error {
@@ -324,29 +546,20 @@ func (s *shardConsumer) deliver(ctx context.Context, batch service.MessageBatch,
 		return err
 	}
 	id, err := s.tracker.Deliver(pos, len(batch))
-	s.mu.Unlock()
 	if err != nil {
+		s.mu.Unlock()
 		return err
 	}
-	d := delivery{batch: batch, ctx: ctx, ack: func(context.Context, error) error {
-		// With auto_replay_nacks (the default) a nack never reaches here:
-		// the batch is replayed until it succeeds. Without it, a nacked
-		// batch is dropped, as the built-in does, so it counts as done.
-		s.mu.Lock()
-		if s.tracker.Ack(id) {
-			s.outstanding--
-		}
-		s.cond.Broadcast()
-		s.mu.Unlock()
-		return nil
-	}}
-	s.mu.Lock()
+	f := &flight{s: s, id: id}
 	s.outstanding++
+	claim := s.claim
 	s.mu.Unlock()
-	if err := s.gate.send(ctx, s.out, d); err != nil {
-		s.mu.Lock()
-		s.outstanding--
-		s.mu.Unlock()
+	// ReadBatch answers for it from here: it acknowledges it once the
+	// pipeline is done with it (a nack too, without auto_replay_nacks: the
+	// batch is dropped, as the built-in does), replays it on a nack, or
+	// abandons it.
+	if err := s.gate.send(ctx, s.out, delivery{batch: batch, ctx: claim, f: f}); err != nil {
+		f.abandon()
 		return err
 	}
 	return nil
@@ -372,8 +585,10 @@ func (s *shardConsumer) committed(pos ack.Position) {
 	s.tracker.Committed(pos)
 }
 
-// drain waits until every batch handed to ReadBatch is acknowledged, or ctx
-// ends, and returns the checkpoint then (valid: whether there is one).
+// drain waits until every delivered batch is acknowledged or abandoned, or
+// ctx ends, and returns the checkpoint then (valid: whether there is one).
+// The checkpoint never passes an abandoned batch: allAcked tells whether
+// there is one.
 func (s *shardConsumer) drain(ctx context.Context) (ack.Position, bool, error) {
 	stopWaking := context.AfterFunc(ctx, func() {
 		s.mu.Lock()
@@ -390,13 +605,36 @@ func (s *shardConsumer) drain(ctx context.Context) (ack.Position, bool, error) {
 	return pos, ok, ctx.Err()
 }
 
+// allAcked reports whether every delivered batch was acknowledged: none is
+// outstanding and none was abandoned, so the checkpoint covers all that was
+// delivered (for a shard read to its end: it may be marked finished). False
+// after lost.
+func (s *shardConsumer) allAcked() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.outstanding == 0 && s.abandoned == 0 && !s.wasLost
+}
+
 // lost forgets every unacknowledged batch: the shard is someone else's now
-// and its checkpoint must never be written by this worker again.
+// and its checkpoint must never be written by this worker again. It ends
+// the consumer's claim on its deliveries, as stop does.
 func (s *shardConsumer) lost() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.unclaimLocked()
+	s.wasLost = true
 	s.tracker.Reset()
 	s.cond.Broadcast()
+}
+
+// unclaimLocked ends the claim on the deliveries (and the run).
+func (s *shardConsumer) unclaimLocked() {
+	if s.unclaim != nil {
+		s.unclaim()
+	}
+	for f := range s.inPipeline {
+		f.expireWithReadLocked()
+	}
 }
 
 // recordMeta holds the metadata values shared by the records of one
@@ -434,12 +672,4 @@ func (m *recordMeta) message(rec *types.Record) *service.Message {
 	}
 	msg.MetaSetMut("kinesis_millis_behind", m.millisBehind)
 	return msg
-}
-
-// allAcked reports whether every delivered batch was acknowledged. (Placeholder until the
-// abandoned-delivery fix lands: no batch is abandoned yet.)
-func (s *shardConsumer) allAcked() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.tracker.InFlight() == 0
 }

@@ -99,6 +99,7 @@ func TestIntegrationPartitionedWorkerFencesItself(t *testing.T) {
 		in := testInput(t, yaml, func(in *kinesisInput) {
 			if api != nil {
 				in.clients.dynamodb = func() checkpointer.API { return api }
+				in.clients.heartbeats = nil // the heartbeat too: another client of api
 			}
 		}, true)
 		done := make(chan struct{})

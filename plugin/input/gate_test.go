@@ -132,3 +132,67 @@ func TestReadBatchHoldsADeliveryTakenPastTheDeadline(t *testing.T) {
 		t.Fatalf("ReadBatch returned %q, want the fresh batch", b)
 	}
 }
+
+// Between a heartbeat that gets through and the re-take of the leases, the
+// deadline is in the future but the gate is still shut: nothing may be
+// admitted until the coordinator opens it.
+//
+// Before the fix: "admitted while the gate is shut" (admit checked only the
+// deadline).
+func TestGateAdmitsOnlyWhileOpenEvenBeforeTheDeadline(t *testing.T) {
+	g := newGate()
+	fences := countFences(g)
+	g.set(false)                          // fenced
+	g.extend(time.Now().Add(time.Minute)) // a heartbeat got through
+	stopped, stop := context.WithCancel(context.Background())
+	stop() // a reader that stops: admit cannot wait for the gate
+	if g.admit(stopped, delivery{ctx: context.Background()}) {
+		t.Fatal("admitted while the gate is shut")
+	}
+	got := make(chan bool, 1)
+	go func() { got <- g.admit(context.Background(), delivery{ctx: context.Background()}) }()
+	g.set(true) // the leases are re-taken
+	if !<-got {
+		t.Fatal("not admitted once the gate opened")
+	}
+	// Open but past the deadline: fence rather than admit.
+	g.extend(time.Now().Add(-time.Second))
+	if g.admit(stopped, delivery{ctx: context.Background()}) {
+		t.Fatal("admitted past the deadline")
+	}
+	if fences.Load() != 1 {
+		t.Fatalf("%d fences, want 1", fences.Load())
+	}
+	// And send waits for the gate too.
+	g.extend(time.Now().Add(time.Minute))
+	out := make(chan delivery, 1)
+	if err := g.send(stopped, out, delivery{ctx: context.Background()}); err == nil || len(out) != 0 {
+		t.Fatalf("send while shut: %v, %d sent", err, len(out))
+	}
+}
+
+// The same through ReadBatch: a batch taken from a consumer while the gate
+// is shut (its send raced the fence) is not returned before the gate
+// opens, and is returned then.
+//
+// Before the fix: "ReadBatch returned "b" while the gate was shut".
+func TestReadBatchWaitsForTheGateToOpenAfterAHeartbeat(t *testing.T) {
+	k := bareInput()
+	countFences(k.gate)
+	k.gate.set(false)
+	k.gate.extend(time.Now().Add(time.Minute))
+	readCtx, cancelRead := context.WithCancel(context.Background())
+	got := readAsync(readCtx, k)
+	k.out <- delivery{ctx: context.Background(), batch: service.MessageBatch{service.NewMessage([]byte("b"))}} // taken
+	cancelRead()
+	if r := <-got; r.err == nil {
+		t.Fatalf("ReadBatch returned %q while the gate was shut", batchText(r.batch))
+	}
+	k.gate.set(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, _, err := k.ReadBatch(ctx)
+	if err != nil || batchText(b) != "b" {
+		t.Fatalf("ReadBatch once the gate opened: %q, %v", batchText(b), err)
+	}
+}

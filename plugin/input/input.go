@@ -30,8 +30,23 @@ func Register(env *service.Environment, name string) error {
 		if err != nil {
 			return nil, err
 		}
-		return service.AutoRetryNacksBatchedToggled(pConf, in)
+		return registered(pConf, in)
 	})
+}
+
+// registered is what Register gives Benthos for in.
+//
+// auto_replay_nacks is the input's own: Benthos' wrapper
+// (service.AutoRetryNacksBatched) would replay a nacked batch itself, above
+// the gate, even after the worker fenced itself or lost the shard. Here a
+// replay goes through ReadBatch like any delivery.
+func registered(pConf *service.ParsedConfig, in *kinesisInput) (service.BatchInput, error) {
+	replay, err := pConf.FieldBool(service.AutoRetryNacksToggleFieldName)
+	if err != nil {
+		return nil, err
+	}
+	in.replayNacks = replay
+	return in, nil
 }
 
 // clients builds the service clients at Connect (replaced in tests).
@@ -53,6 +68,14 @@ type kinesisInput struct {
 
 	out  chan delivery
 	gate *gate
+
+	// replayNacks (auto_replay_nacks): a nacked batch is delivered again
+	// rather than counted as done.
+	replayNacks bool
+	// replays are the deliveries ReadBatch hands out again (before new
+	// ones of their shard): nacked batches, and those it took but could not
+	// hand out before its context ended.
+	replays replayQueue
 
 	ownedCount atomic.Int64 // shards owned, for tests and the status log
 
@@ -222,24 +245,152 @@ func newWorkerID() string {
 	return hex.EncodeToString(b)
 }
 
-// ReadBatch returns the next batch of any owned shard.
+// ReadBatch returns the next batch of any owned shard: a batch to replay,
+// else a new one. Every batch goes through the gate (open, deadline not
+// passed, its shard still its consumer's); one whose shard is no longer its
+// consumer's is abandoned, and one taken when ctx ends is kept for the next
+// call (or abandoned when its consumer stops, if none comes: Benthos calls
+// ReadBatch no more once it stops).
 func (k *kinesisInput) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
 	for {
-		select {
-		case d := <-k.out:
-			if !k.gate.admit(ctx, d) {
-				if ctx.Err() != nil {
-					return nil, nil, ctx.Err()
-				}
+		d, attempts, err := k.next(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !k.gate.admit(ctx, d) || ctx.Err() != nil {
+			if d.ctx.Err() != nil {
+				// Lost meanwhile (or stopped): the next owner reads it
+				// again from the checkpoint.
+				d.f.abandon()
 				continue
 			}
-			return d.batch, d.ack, nil
-		case <-ctx.Done():
+			k.replays.push(d, attempts, time.Time{}) // due at once
 			return nil, nil, ctx.Err()
+		}
+		return k.handOut(ctx, d, attempts)
+	}
+}
+
+// next waits for the next delivery: a due replay first, else a new one.
+// attempts is how many times it was handed out before.
+func (k *kinesisInput) next(ctx context.Context) (delivery, int, error) {
+	for {
+		select {
 		case <-k.closed:
-			return nil, nil, service.ErrEndOfInput
+			return delivery{}, 0, service.ErrEndOfInput
+		default:
+		}
+		e, wait, changed := k.replays.take(time.Now())
+		if e != nil {
+			return e.d, e.attempts, nil
+		}
+		var (
+			timer *time.Timer
+			due   <-chan time.Time
+		)
+		if wait > 0 {
+			timer = time.NewTimer(wait)
+			due = timer.C
+		}
+		var (
+			d   delivery
+			got bool
+			err error
+		)
+		select {
+		case d = <-k.out:
+			got = true
+		case <-changed:
+		case <-due:
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-k.closed:
+			err = service.ErrEndOfInput
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		switch {
+		case err != nil:
+			return delivery{}, 0, err
+		case got && !k.replays.pushIfHeld(d): // else behind its shard's earlier batches
+			return d, 0, nil
 		}
 	}
+}
+
+// handOut gives d to the pipeline, with the function that answers for it:
+// it acknowledges the batch, or with auto_replay_nacks replays a nacked one
+// (only its failed messages, for a batch error that names them).
+func (k *kinesisInput) handOut(ctx context.Context, d delivery, attempts int) (service.MessageBatch, service.AckFunc, error) {
+	h := &handout{k: k, d: d, attempts: attempts + 1}
+	batch := d.batch
+	if k.replayNacks {
+		// The pipeline may change the messages; a replay sends them as
+		// they were.
+		batch = d.batch.Copy()
+		h.index = batch.Index()
+	}
+	d.f.handedOut(ctx)
+	return batch, h.answer, nil
+}
+
+// handout is one batch given to the pipeline by ReadBatch.
+type handout struct {
+	k        *kinesisInput
+	d        delivery
+	attempts int
+	index    *service.Indexer // with auto_replay_nacks
+	answered atomic.Bool
+}
+
+func (h *handout) answer(_ context.Context, err error) error {
+	if !h.answered.CompareAndSwap(false, true) {
+		return nil
+	}
+	if err == nil || !h.k.replayNacks {
+		h.d.f.done()
+		return nil
+	}
+	// Replayed through ReadBatch, behind the gate: not if the shard is no
+	// longer its consumer's (the replay queue abandons it then).
+	h.d.f.answered()
+	d := h.d
+	d.batch = h.failed(err)
+	var at time.Time
+	if wait := replayDelay(h.attempts); wait > 0 {
+		at = time.Now().Add(wait)
+	}
+	h.k.replays.push(d, h.attempts, at)
+	return nil
+}
+
+// failed is the part of the batch to replay after err: the messages a batch
+// error names, or all of them.
+func (h *handout) failed(err error) service.MessageBatch {
+	var bErr *service.BatchError
+	if h.index == nil || !errors.As(err, &bErr) || bErr.IndexedErrors() == 0 {
+		return h.d.batch
+	}
+	failed := make([]bool, len(h.d.batch))
+	n := 0
+	bErr.WalkMessagesIndexedBy(h.index, func(i int, _ *service.Message, err error) bool {
+		if err != nil && i >= 0 && i < len(failed) && !failed[i] {
+			failed[i] = true
+			n++
+		}
+		return true
+	})
+	if n == 0 {
+		return h.d.batch
+	}
+	sub := make(service.MessageBatch, 0, n)
+	for i, m := range h.d.batch {
+		if failed[i] {
+			sub = append(sub, m)
+		}
+	}
+	return sub
 }
 
 // crash stops the input the way kill -9 would: no final checkpoint, no

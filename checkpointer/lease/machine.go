@@ -781,6 +781,7 @@ func (m *Machine) afterDrain(s *shard) {
 			s.phase = Reading
 			start := m.startAfterDrain(s)
 			m.emit(StopReading{Key: s.key, Gen: s.gen, Drop: true})
+			m.change(Change{Event: ReadFailed, Key: s.key, Epoch: s.epoch, Reason: "read to its end, but some batches never reached the pipeline: reading again from the checkpoint"})
 			m.startReading(s, false, start)
 		}
 	case Releasing:

@@ -433,6 +433,23 @@ func (s *shardConsumer) stop() {
 	}
 }
 
+// ended reports whether the consumer's last run has returned (it read its shard to the end, or
+// failed) and none runs now.
+func (s *shardConsumer) ended() bool {
+	s.mu.Lock()
+	done := s.done
+	s.mu.Unlock()
+	if done == nil {
+		return true
+	}
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
+}
+
 // halt is stop without the wait for the goroutine: once it returns, the
 // consumer delivers nothing more (what it sent is abandoned when ReadBatch
 // takes it, or where it waits).
@@ -612,7 +629,7 @@ func (s *shardConsumer) drain(ctx context.Context) (ack.Position, bool, error) {
 func (s *shardConsumer) allAcked() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.outstanding == 0 && s.abandoned == 0 && !s.wasLost
+	return s.outstanding == 0 && s.tracker.InFlight() == 0 && !s.wasLost
 }
 
 // lost forgets every unacknowledged batch: the shard is someone else's now

@@ -432,7 +432,12 @@ func (c *coordinator) stopReading(io context.Context, wg *sync.WaitGroup, in lea
 		return
 	}
 	cons := oc.cons
-	if cons.cancel != nil {
+	// A consumer that read its shard to the end delivers nothing more: its last batches, on
+	// their way to ReadBatch or waiting to be replayed, must still reach the pipeline, so it
+	// is drained without being stopped (stopping abandons them, and the shard could not be
+	// finished).
+	settleOnly := in.Drain && !in.Drop && cons.ended()
+	if !settleOnly {
 		cons.cancel()
 	}
 	if in.Drop {
@@ -441,7 +446,9 @@ func (c *coordinator) stopReading(io context.Context, wg *sync.WaitGroup, in lea
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		cons.stop()
+		if !settleOnly {
+			cons.stop()
+		}
 		if in.Drop {
 			cons.lost()
 			return

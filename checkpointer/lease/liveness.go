@@ -16,8 +16,19 @@ type sighting struct {
 
 // liveness judges the other workers (docs/LEASES.md "Liveness") from the worker rows, on this
 // worker's clock and as of the send time of the last worker-row read.
+//
+// A worker is dead once its counter has stood still for `still` since the answer that showed
+// its last change: the lease period less three quarters of a heartbeat period. That is safe: the
+// heartbeat behind the change was sent before that answer came back, and the worker fences
+// itself a lease period less a heartbeat after sending it, so by the time it is judged dead it
+// has been fenced for at least a quarter of a heartbeat (room for clock rates that differ). And
+// it is prompt: counting a whole lease period from the answer, and judging at reads sent a
+// heartbeat apart, declared a death one heartbeat late (the third read after the last change
+// falls short by its own latency; found by BenchmarkInputLeasePeriod: failover 9-10 s with a
+// 6 s lease).
 type liveness struct {
 	lease   time.Duration
+	still   time.Duration
 	self    string
 	seen    map[string]*sighting
 	missing map[string]time.Duration // owners without a worker row: since when (never-seen grace)
@@ -25,8 +36,8 @@ type liveness struct {
 	valid   bool                     // a worker read has succeeded
 }
 
-func newLiveness(self string, lease time.Duration) *liveness {
-	return &liveness{lease: lease, self: self, seen: map[string]*sighting{}, missing: map[string]time.Duration{}}
+func newLiveness(self string, lease, heartbeat time.Duration) *liveness {
+	return &liveness{lease: lease, still: lease - heartbeat*3/4, self: self, seen: map[string]*sighting{}, missing: map[string]time.Duration{}}
 }
 
 // observe takes in the worker rows of a read sent at sent whose answer came at received. It
@@ -58,7 +69,7 @@ func (l *liveness) observe(sent, received time.Duration, rows []checkpointer.Wor
 	for id, s := range l.seen {
 		switch {
 		case !present[id]:
-			if id != l.self && sent-s.since >= l.lease {
+			if id != l.self && sent-s.since >= l.still {
 				// Judged dead already, and its row removed by an observer: it stays dead
 				// rather than get the grace period of an owner never seen.
 				l.missing[id] = sent - l.lease
@@ -84,7 +95,7 @@ func (l *liveness) judge(id string) (alive, grace bool) {
 		return true, false
 	}
 	if s, ok := l.seen[id]; ok {
-		return l.at-s.since < l.lease, false
+		return l.at-s.since < l.still, false
 	}
 	first, ok := l.missing[id]
 	if !ok {

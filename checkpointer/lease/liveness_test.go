@@ -14,7 +14,7 @@ import (
 // lease period. A worker judged dead must stay dead when its row goes.
 func TestLivenessDeadWorkerStaysDeadWhenItsRowIsRemoved(t *testing.T) {
 	const lease = 6 * time.Second
-	l := newLiveness("self", lease)
+	l := newLiveness("self", lease, lease/3)
 	rows := func(ids ...string) []checkpointer.WorkerRow {
 		var out []checkpointer.WorkerRow
 		for _, id := range ids {
@@ -44,27 +44,29 @@ func TestLivenessDeadWorkerStaysDeadWhenItsRowIsRemoved(t *testing.T) {
 
 // Defect 5 of the review: liveness was judged when the plan ran, on a read made earlier; with a
 // slow cycle a live worker whose heartbeat landed after the read could be judged dead. The
-// judgement is as of the read's send time, and a changed counter counts from the answer.
+// judgement is as of the read's send time, and a changed counter counts from its answer. A
+// worker is dead once its counter stood still for the lease period less three quarters of a
+// heartbeat (4.5 s of a 6 s lease): by then it has fenced itself.
 func TestLivenessJudgedAsOfTheReadsSendTime(t *testing.T) {
 	const lease = 6 * time.Second
-	l := newLiveness("self", lease)
+	l := newLiveness("self", lease, lease/3)
 	l.observe(0, 0, []checkpointer.WorkerRow{{ID: "other", Heartbeat: 1}})
-	// A read sent at 5.9 s that took 3 s to answer: the counter is unchanged as of 5.9 s, which
-	// is not a lease period yet, however late the answer is processed.
-	l.observe(5900*time.Millisecond, 8900*time.Millisecond, []checkpointer.WorkerRow{{ID: "other", Heartbeat: 1}})
+	// A read sent at 4.4 s that took 3 s to answer: the counter is unchanged as of 4.4 s, short
+	// of 4.5 s, however late the answer is processed.
+	l.observe(4400*time.Millisecond, 7400*time.Millisecond, []checkpointer.WorkerRow{{ID: "other", Heartbeat: 1}})
 	if !l.alive("other") {
-		t.Fatal("judged dead on a read sent before a lease period had passed")
+		t.Fatal("judged dead on a read sent before its counter had stood still long enough")
 	}
 	// A changed counter seen in a read sent at 7 s and answered at 9 s counts from 9 s: the
 	// heartbeat may have been written just before the answer.
 	l.observe(7*time.Second, 9*time.Second, []checkpointer.WorkerRow{{ID: "other", Heartbeat: 2}})
-	l.observe(14500*time.Millisecond, 14500*time.Millisecond, []checkpointer.WorkerRow{{ID: "other", Heartbeat: 2}})
+	l.observe(13400*time.Millisecond, 13400*time.Millisecond, []checkpointer.WorkerRow{{ID: "other", Heartbeat: 2}})
 	if !l.alive("other") {
 		t.Fatal("a counter that changed was counted from the read's send time, not its answer")
 	}
-	l.observe(15*time.Second, 15*time.Second, []checkpointer.WorkerRow{{ID: "other", Heartbeat: 2}})
+	l.observe(13500*time.Millisecond, 13500*time.Millisecond, []checkpointer.WorkerRow{{ID: "other", Heartbeat: 2}})
 	if l.alive("other") {
-		t.Fatal("still alive a lease period after the answer that showed its last heartbeat")
+		t.Fatal("still alive 4.5 s after the answer that showed its last heartbeat")
 	}
 	// An answer of an older read than the last one judged on is ignored.
 	l.observe(10*time.Second, 16*time.Second, []checkpointer.WorkerRow{{ID: "other", Heartbeat: 3}})

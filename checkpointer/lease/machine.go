@@ -148,7 +148,7 @@ func NewMachine(cfg Config, now time.Duration) (*Machine, error) {
 		cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6c65617365)), now: now,
 		streams: map[string]*streamState{}, owned: map[Key]*shard{}, ownedIn: map[string]int{}, waiting: map[Key]bool{},
 		writes: map[uint64]Write{}, busy: map[Key]uint64{}, settled: map[Key]time.Duration{}, removal: map[string]bool{},
-		live: newLiveness(cfg.Self, cfg.LeasePeriod), requested: map[Key]request{},
+		live: newLiveness(cfg.Self, cfg.LeasePeriod, cfg.HeartbeatPeriod), requested: map[Key]request{},
 		fenced: true, nextRead: now, nextCommit: now + cfg.CommitPeriod,
 	}
 	for _, s := range cfg.Streams {

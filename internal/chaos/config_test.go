@@ -6,7 +6,7 @@ import (
 )
 
 // readerYAML is a reader's config: the aws_kinesis input with its defaults
-// (lease_period 6s and so on) through the reader's proxies, one line per
+// (lease_period 3.5s and so on) through the reader's proxies, one line per
 // delivered record with what the verifier needs, in delivery order.
 func (c *cluster) readerYAML(id, out string, r *reader) string {
 	var b strings.Builder

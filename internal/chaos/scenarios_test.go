@@ -18,8 +18,8 @@ import (
 	"github.com/benthos-kinesis/benthos-kinesis/internal/testenv"
 )
 
-// The readers run with the input's defaults: lease_period 6s.
-const leasePeriod = 6 * time.Second
+// The readers run with the input's defaults: lease_period 3.5s.
+const leasePeriod = 3500 * time.Millisecond
 
 // pick is the short value in make test, the full one under -chaos.full.
 func pick[T any](short, long T) T {

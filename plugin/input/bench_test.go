@@ -674,7 +674,7 @@ func benchPoll(tb testing.TB, within time.Duration, what string, cond func() boo
 }
 
 // benchDefaultsYAML is a worker's config: every lease setting at its default
-// (lease_period 6s, heartbeats every 2s, rebalance_period 5s,
+// (lease_period 3.5s, heartbeats every 1.17s, rebalance_period 5s,
 // max_moves_per_rebalance 2, commit_period 5s).
 func benchDefaultsYAML(stream, table string) string {
 	return fmt.Sprintf("streams: [%s]\ndynamodb: {table: %s}\n", stream, table)

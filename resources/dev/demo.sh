@@ -94,7 +94,7 @@ wait_for $(( 2 * COUNT ))
 took_at=$(date +%s.%N)
 echo "== reader a took b's shards:"
 grep -h 'Took shard' "$WORK/a.log" | sed 's/^/   /' || true
-awk -v k="$killed_at" -v t="$took_at" 'BEGIN { printf "== every record read %.1f s after the kill (lease_period 6s)\n", t - k }'
+awk -v k="$killed_at" -v t="$took_at" 'BEGIN { printf "== every record read %.1f s after the kill (lease_period 3.5s)\n", t - k }'
 leases
 
 echo "== stopping reader a gracefully"

@@ -19,7 +19,7 @@ source "$ROOT/.emulators.env"
 raw="$(mktemp)"
 run() {
   echo "\$ $*" | tee -a "$raw"
-  "$@" 2>&1 | grep -E '^(Benchmark|goos|goarch|cpu|pkg)|^ +bench_test\.go:[0-9]+: (fleet settled|window)' | tee -a "$raw"
+  "$@" 2>&1 | grep -E '^(Benchmark|goos|goarch|cpu|pkg)|^ +bench_test\.go:[0-9]+: (fleet settled|window)|^ +scale_bench_test\.go:[0-9]+: figures|^ +bench_test\.go:[0-9]+: 10,000 shards' | tee -a "$raw"
 }
 run go test -run '^$' -bench 'BenchmarkPackPerRecord' -benchmem -benchtime 2000000x ./plugin/output/
 run go test -run '^$' -bench 'BenchmarkOutputKinesalite' -benchtime 50000x ./plugin/output/
@@ -33,6 +33,23 @@ run go test -run '^$' -bench '^BenchmarkInputKinesalite$' -benchtime 200000x ./p
 run go test -run '^$' -bench '^BenchmarkInputFake$' -benchtime 200000x ./plugin/input/
 run go test -run '^$' -bench '^BenchmarkInputFailover$' -benchtime 1x ./plugin/input/
 run go test -run '^$' -bench '^BenchmarkInputIdleFleetWrites$' -benchtime 1x ./plugin/input/
+
+# The lease protocol at scale (issue 8), each a whole scenario (-benchtime 1x),
+# each invocation a few minutes at most: one worker on 1,000 shards with every
+# DynamoDB call slowed by 10 and 40 ms; a fleet of 4 on 3,000 shards losing a
+# worker; and per lease_period (3s, 4.5s, 6s) the failover time (5 runs), an
+# idle worker's table calls, and what a slow or stalled table does to one worker.
+run go test -run '^$' -bench '^BenchmarkInputSlowTable$' -benchtime 1x ./plugin/input/
+run go test -run '^$' -bench '^BenchmarkInputFleetKill$' -benchtime 1x ./plugin/input/
+run go test -run '^$' -bench '^BenchmarkInputLeasePeriod$/^failover$' -benchtime 1x ./plugin/input/
+run go test -run '^$' -bench '^BenchmarkInputLeasePeriod$/^idle$' -benchtime 1x ./plugin/input/
+run go test -run '^$' -bench '^BenchmarkInputLeasePeriod$/^(slow_peer|stalled_peer_2\.5s|stalled_peer_4s)$' -benchtime 1x ./plugin/input/
+
+# The lease machine's deterministic simulation (issue 8): seeded runs per
+# second, and the simulated time a 16-worker fleet takes to reach fair share
+# on 10,000 shards.
+run go test -run '^$' -bench '^BenchmarkSimulationRuns$' -benchtime 200x ./checkpointer/lease/
+run go test -run '^$' -bench '^BenchmarkSimulationLargeFleet$' -benchtime 1x ./checkpointer/lease/
 
 # The binary end to end: 200,000 records through a real pipeline, with the
 # peak resident memory of the process (VmHWM) and its CPU time.

@@ -24,12 +24,12 @@ func BenchmarkSimulationRuns(b *testing.B) {
 var benchShards = 10_000
 
 // BenchmarkSimulationLargeFleet: 16 workers started together on one stream of 10,000 shards
-// (the input's default periods: lease 6 s, rebalance 5 s, commit 5 s, steal grace 10 s), and
+// (the input's default periods: lease 3.5 s, rebalance 5 s, commit 5 s, steal grace 10 s), and
 // the simulated time until the fleet is at fair share with every shard read (op = one fleet).
 func BenchmarkSimulationLargeFleet(b *testing.B) {
 	for range b.N {
 		cfg := defaultConfig()
-		cfg.lease, cfg.rebalance, cfg.commit, cfg.grace = 6000, 5000, 5000, 10_000
+		cfg.lease, cfg.rebalance, cfg.commit, cfg.grace = 3500, 5000, 5000, 10_000
 		cfg.rateMax = 1
 		w := newWorld(cfg, 1)
 		w.addStream("s1", benchShards)

@@ -9,7 +9,7 @@
 // [Tracker.Ack]. Acknowledgements arrive in any order; the checkpoint only moves over a batch
 // once it and every batch delivered before it are acknowledged. A batch that is nacked, or never
 // answered (shutdown), is simply never acknowledged: it holds the checkpoint back for good, and
-// Benthos redelivers it (auto_replay_nacks) or the input stops. There is no Nack method because
+// the input delivers it again (auto_replay_nacks) or stops. There is no Nack method because
 // a nack changes nothing here.
 //
 // The caller writes a checkpoint to the lease table only when it moved: [Tracker.Committable]

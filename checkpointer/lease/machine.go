@@ -57,6 +57,9 @@ type shard struct {
 	draining bool
 	taker    string // HandingOver
 	// After the drain: the final checkpoint.
+	// start is where the current consumer started (a re-read after a drain with nothing newly
+	// acknowledged resumes there, not at the row's older checkpoint).
+	start    Start
 	drained  bool
 	pos      ack.Position
 	hasPos   bool
@@ -703,6 +706,9 @@ func (m *Machine) isChild(k Key) bool {
 }
 
 func (m *Machine) startReading(s *shard, resume bool, start Start) {
+	if !resume {
+		s.start = start
+	}
 	s.gen++
 	s.reading = true
 	m.emit(StartReading{Key: s.key, Epoch: s.epoch, Gen: s.gen, Start: start, Resume: resume})
@@ -793,6 +799,9 @@ func (m *Machine) afterDrain(s *shard) {
 func (m *Machine) startAfterDrain(s *shard) Start {
 	if s.hasPos {
 		return Start{Kind: StartAfter, After: s.pos}
+	}
+	if s.start.Kind == StartAfter {
+		return s.start // nothing acknowledged since it started after this
 	}
 	start, record := m.startFor(s.key, m.row(s.key))
 	if record {

@@ -311,3 +311,40 @@ func TestHandOverWaitsForThePipelineUntilBenthosStops(t *testing.T) {
 		t.Fatal("allAcked with a batch never answered")
 	}
 }
+
+// The coordinator's cancel stops a consumer at once: once it returns, not
+// even the batch ReadBatch has just taken from it (its send completed) is
+// handed out; it is abandoned, the drain ends, and allAcked says so. A
+// lost shard relies on this; a consumer that read its shard to the end is
+// drained without cancel, so that its last batch still goes. A guard: it
+// held before this change's follow-ups, and an admit that let such a batch
+// through (as a draft of this change did) fails it.
+func TestReadBatchDropsABatchTakenBeforeItsConsumerWasCancelled(t *testing.T) {
+	client, _ := fakeShard(t, 1)
+	k := bareInput()
+	res := service.MockResources()
+	taken := make(chan delivery) // what ReadBatch receives, intercepted
+	fast := defaultPacing
+	fast.minInterval, fast.idleWait = time.Millisecond, time.Millisecond
+	deps := &consumerDeps{out: taken, gate: k.gate, limit: 100, res: res, metrics: newInputMetrics(res.Metrics())}
+	cons := newShardConsumer("s", testShard, newShardReader(client, "s", testShard, startPosition{}, fast), ack.Position{}, deps)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cons.start(ctx, nil)
+	d := <-taken  // the send completed: ReadBatch has it
+	cons.cancel() // the coordinator stops the consumer (a lost shard)
+	readCtx, cancelRead := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancelRead()
+	got := readAsync(readCtx, k)
+	k.out <- d // ReadBatch goes on to admit it
+	if r := <-got; r.err == nil {
+		t.Fatalf("ReadBatch handed out %q after its consumer was cancelled", batchText(r.batch))
+	}
+	cons.stop()
+	if _, ok, err := drainWithin(cons, 5*time.Second); err != nil || ok {
+		t.Fatalf("drain: (%v, %v), want no checkpoint and no error", ok, err)
+	}
+	if cons.allAcked() {
+		t.Fatal("allAcked with a batch never handed out")
+	}
+}

@@ -269,8 +269,8 @@ dynamodb: {table: %s, endpoint: %s}
 	return "aws_kinesis:\n  " + strings.ReplaceAll(strings.TrimSuffix(conf, "\n"), "\n", "\n  ") + "\n"
 }
 
-// benchReadPipeline runs a Benthos stream (this input, registered as Benthos
-// does, with its nack-replay wrapper, auto_replay_nacks being true by
+// benchReadPipeline runs a Benthos stream (this input, registered as the
+// binary does, replaying nacks itself, auto_replay_nacks being true by
 // default) into a consumer that acks at once, as a drop output would, and
 // measures from Run until n records reached it.
 func benchReadPipeline(b *testing.B, inputYAML string, n int) benchResult {

@@ -3,6 +3,7 @@ package input
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseStreams(t *testing.T) {
@@ -52,7 +53,7 @@ func TestInputConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if conf.leasePeriod.Seconds() != 6 || conf.checkpointLimit != 1024 || conf.pace.minInterval.Milliseconds() != 200 || !conf.startFromOldest {
+	if conf.leasePeriod != 3500*time.Millisecond || conf.maxWritesInFlight != 32 || conf.checkpointLimit != 1024 || conf.pace.minInterval.Milliseconds() != 200 || !conf.startFromOldest {
 		t.Fatalf("defaults: %+v", conf)
 	}
 	for yaml, want := range map[string]string{

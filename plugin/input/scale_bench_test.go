@@ -16,7 +16,7 @@ package input
 //     the time the fleet takes to balance, then one is killed (kill -9): the
 //     time until every one of its shards is taken in the table by a survivor,
 //     and until each has delivered a record again.
-//   - BenchmarkInputLeasePeriod: per lease_period (3s, 4.5s, 6s): the
+//   - BenchmarkInputLeasePeriod: per lease_period (3s, 3.5s, 4.5s, 6s): the
 //     failover time of BenchmarkInputFailover/crash over a few runs, the
 //     DynamoDB writes per second of an idle worker (4 on 1,000 shards), and
 //     what a slow or stalled table does to one worker (fences, false
@@ -94,13 +94,14 @@ func (r *leaseRecorder) count(event string) int {
 	return n
 }
 
-// shards returns, per shard, when a change of this kind was first logged for it.
-func (r *leaseRecorder) shards(event string) map[string]time.Time {
+// shards returns, per shard, when a change of one of these kinds was first logged for it at or
+// after since.
+func (r *leaseRecorder) shards(since time.Time, events ...string) map[string]time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := map[string]time.Time{}
 	for _, e := range r.events {
-		if _, ok := out[e.shard]; e.event == event && !ok {
+		if _, ok := out[e.shard]; !ok && !e.at.Before(since) && slices.Contains(events, e.event) {
 			out[e.shard] = e.at
 		}
 	}
@@ -662,8 +663,9 @@ func benchSlowTableOnce(b *testing.B, latency time.Duration) {
 // once:
 //
 //   - takeover-s: until the survivors have taken every one of its shards in the table (the
-//     last of their conditional "steal" writes applied, from the "stolen" lease changes they
-//     log);
+//     last of their conditional writes that took one applied, from the lease changes they log:
+//     "stolen", or "forced" for a shard a survivor had asked for before the kill, or
+//     "received" for one handed over just before it);
 //   - read-s: until every one of its shards has delivered that record to a survivor.
 //
 // Both count from the kill; first-takeover-s is when the first of its shards was taken.
@@ -792,9 +794,26 @@ func benchFleetKillOnce(b *testing.B, shards int) {
 		}
 		return true
 	}
-	stolen := func(w *scaleWorker) map[string]time.Time { return w.rec.shards("stolen") }
+	// Taken: stolen from the dead owner; or forced, when a survivor had asked it for the shard
+	// before the kill; or received, when the dead worker handed it over just before.
+	stolen := func(w *scaleWorker) map[string]time.Time {
+		return w.rec.shards(crashed, "stolen", "forced", "received")
+	}
 	seen := func(w *scaleWorker) map[string]time.Time { return w.seen() }
-	pollUntil(b, 3*time.Minute, "the survivors to take every shard of the dead worker", func() bool { return all(firstOf(stolen)) })
+	lastLog = time.Now()
+	pollUntil(b, 3*time.Minute, "the survivors to take every shard of the dead worker", func() bool {
+		if os.Getenv("BENCH_DEBUG") != "" && time.Since(lastLog) > 5*time.Second {
+			lastLog = time.Now()
+			fmt.Printf("%.0f s after the kill: survivors own %v, %d of its %d shards taken\n",
+				time.Since(crashed).Seconds(), loads(survivors), len(firstOf(stolen)), len(theirs))
+			for i, w := range survivors {
+				fmt.Printf("  survivor %d: %s; warnings %s\n", i, w.rec.summary(), w.rec.warnings())
+			}
+			u, pu, q := probe.times()
+			fmt.Printf("  call times UpdateItem %v, PutItem %v, Query page %v\n", u, pu, q)
+		}
+		return all(firstOf(stolen))
+	})
 	pollUntil(b, 3*time.Minute, "a record from every shard of the dead worker", func() bool { return all(firstOf(seen)) })
 	b.StopTimer()
 	cpu := benchCPU() - cpu1
@@ -817,7 +836,7 @@ func benchFleetKillOnce(b *testing.B, shards int) {
 		fences += w.rec.count("fenced")
 		lost += w.rec.count("lost")
 		var ts []time.Duration
-		for _, t := range w.rec.shards("stolen") {
+		for _, t := range stolen(w) {
 			ts = append(ts, t.Sub(crashed))
 		}
 		slices.Sort(ts)
@@ -842,7 +861,8 @@ func benchFleetKillOnce(b *testing.B, shards int) {
 // ---------------------------------------------------------------------------
 // 3. the lease period
 
-// benchLeasePeriods are the lease_period values compared: the default (6s) and two shorter.
+// benchLeasePeriods are the lease_period values compared: the default (3.5s), the default
+// before it (6s) and two more.
 var benchLeasePeriods = []string{"3s", "3.5s", "4.5s", "6s"}
 
 // benchSamples is the number of runs of a scenario whose figure varies from run to run
@@ -1014,7 +1034,7 @@ func benchCrashWith(b *testing.B, kc *kinesis.Client, dc *dynamodb.Client, lease
 		}
 	}
 	var stolen time.Time
-	steals := a.rec.shards("stolen")
+	steals := a.rec.shards(crashed, "stolen", "forced", "received")
 	for _, s := range theirs {
 		if steals[s].After(stolen) {
 			stolen = steals[s]

@@ -65,11 +65,11 @@ func TestExamplesLint(t *testing.T) {
 }
 
 // The built-in components' full default configs, as their `create` prints
-// them, must lint unchanged. shared/ sits beside the repository.
+// them, must lint unchanged (copies in internal/testenv/testdata/reference/).
 func TestBuiltinConfigsLint(t *testing.T) {
 	for _, ref := range []string{
-		"../../../shared/reference/builtin-aws_kinesis-output.yaml",
-		"../../../shared/reference/builtin-aws_kinesis-input.yaml",
+		"../../internal/testenv/testdata/reference/builtin-aws_kinesis-output.yaml",
+		"../../internal/testenv/testdata/reference/builtin-aws_kinesis-input.yaml",
 	} {
 		if _, err := os.Stat(ref); err != nil {
 			t.Fatalf("reference config missing: %v", err)

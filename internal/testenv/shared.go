@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -31,23 +32,18 @@ func EnsureStream(t testing.TB, c *kinesis.Client, name string, shards int32) {
 	}
 }
 
-// SharedReference reads a file of shared/reference/, which sits beside the
-// repository (on a developer's machine and in CI alike).
+// SharedReference reads a reference config of the built-in components (their full default
+// configs, as their `create` prints them), copied into this package's testdata/reference/ so
+// that the repository stands alone.
 func SharedReference(t testing.TB, name string) string {
 	t.Helper()
-	rel := filepath.Join("shared", "reference", name)
-	dir, err := os.Getwd()
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("testenv: cannot locate the reference configs")
+	}
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(self), "testdata", "reference", name))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("testenv: reference config: %v", err)
 	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, rel)); err == nil {
-			return string(b)
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("testenv: %s not found above %s", rel, dir)
-		}
-		dir = parent
-	}
+	return string(b)
 }

@@ -70,6 +70,10 @@ type shard struct {
 	unknown Op
 	retries int    // of the shutdown release
 	why     string // of a release other than at shutdown
+	// checkpointed: when the last checkpoint write was asked for. Checkpoints are asked for
+	// stalest first, so that with more shards than the writes keep up with, every shard's gap
+	// stays near one round rather than up to two (the order of a map).
+	checkpointed time.Duration
 }
 
 // request is a hand-off this worker asked for: forced once StealGracePeriod has passed.
@@ -1086,11 +1090,20 @@ func (m *Machine) progress(e Progress) {
 	if m.fenced || m.shutting {
 		return
 	}
+	due := make([]ShardPosition, 0, len(e.Positions))
 	for _, p := range e.Positions {
 		s := m.owned[p.Key]
 		if s == nil || s.gen != p.Gen || s.phase != Reading || s.retake || m.busy[p.Key] != 0 || s.unknown != 0 || p.Pos.IsZero() {
 			continue
 		}
+		due = append(due, p)
+	}
+	slices.SortFunc(due, func(a, b ShardPosition) int {
+		return cmp.Or(cmp.Compare(m.owned[a.Key].checkpointed, m.owned[b.Key].checkpointed), compareKeys(a.Key, b.Key))
+	})
+	for _, p := range due {
+		s := m.owned[p.Key]
+		s.checkpointed = m.now
 		m.write(Write{Op: OpCheckpoint, Key: s.key, Epoch: s.epoch, Pos: p.Pos, HasPos: true})
 	}
 }

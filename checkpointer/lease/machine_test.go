@@ -1,6 +1,9 @@
 package lease
 
 import (
+	"slices"
+
+	"github.com/benthos-kinesis/benthos-kinesis/checkpointer/ack"
 	"testing"
 	"time"
 
@@ -138,5 +141,74 @@ func TestMachineNextWakeIsAhead(t *testing.T) {
 			t.Fatalf("NextWake %v at %v", next, now)
 		}
 		now = next
+	}
+}
+
+// With more shards than the writes keep up with, the order in which checkpoints are asked for
+// decides each shard's gap between two checkpoints. Taken from a map, a shard could go first in
+// one round and last in the next (a gap of two rounds: 7.6 s of a 6 s target at 3,000 shards,
+// BenchmarkInputSlowTable); asked for stalest first, every gap stays near one round.
+func TestMachineCheckpointsStalestFirst(t *testing.T) {
+	m, err := NewMachine(Config{
+		Self: "w1", Streams: []Stream{{ID: "s"}}, LeasePeriod: 6 * time.Second,
+		RebalancePeriod: 5 * time.Second, StealGracePeriod: 10 * time.Second, CommitPeriod: time.Second,
+	}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Step(0, Heartbeat{Sent: 0})
+	var rows []checkpointer.Lease
+	var listed []ListedShard
+	for _, id := range []string{"a", "b", "c"} {
+		rows = append(rows, checkpointer.Lease{Stream: "s", Shard: id, Exists: true, ClientID: "w1", Epoch: 1, HasEpoch: true})
+		listed = append(listed, ListedShard{ID: id})
+	}
+	now := 100 * time.Millisecond
+	out := m.Step(now, TableRead{
+		Sent: 50 * time.Millisecond, Received: now,
+		Workers: []checkpointer.WorkerRow{{ID: "w1", Heartbeat: 1}},
+		Streams: []StreamRead{{Stream: "s", Listing: true, Listed: listed, Leases: rows}},
+	})
+	gens := map[Key]uint64{}
+	for _, in := range out {
+		switch in := in.(type) {
+		case StartReading:
+			gens[in.Key] = in.Gen
+		case Write:
+			r := checkpointer.Lease{Stream: "s", Shard: in.Key.Shard, Exists: true, ClientID: "w1", Epoch: 2, HasEpoch: true}
+			m.Step(now, WriteDone{ID: in.ID, Row: r})
+		}
+	}
+	if len(gens) != 3 || m.Fenced() {
+		t.Fatalf("setup: want three shards read and the machine delivering, got %v", out)
+	}
+	pos, err := ack.ParseSequenceNumber("100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// commit asks for the checkpoints of the given shards (in the order given) and answers every
+	// write; it returns the order the writes were asked in.
+	commit := func(shards ...string) []string {
+		now += time.Second
+		var p Progress
+		for _, id := range shards {
+			k := Key{Stream: "s", Shard: id}
+			p.Positions = append(p.Positions, ShardPosition{Key: k, Gen: gens[k], Pos: pos})
+		}
+		var order []string
+		for _, in := range m.Step(now, p) {
+			if w, ok := in.(Write); ok && w.Op == OpCheckpoint {
+				order = append(order, w.Key.Shard)
+				m.Step(now, WriteDone{ID: w.ID, Row: checkpointer.Lease{Stream: "s", Shard: w.Key.Shard, Exists: true, ClientID: "w1", Epoch: 2, HasEpoch: true, SequenceNumber: "100"}})
+			}
+		}
+		return order
+	}
+	if got := commit("c", "b", "a"); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("first round: want the key order a b c among equally stale shards, got %v", got)
+	}
+	commit("a") // a is now the freshest
+	if got := commit("a", "b", "c"); !slices.Equal(got, []string{"b", "c", "a"}) {
+		t.Fatalf("want the stalest first (b c a), got %v", got)
 	}
 }

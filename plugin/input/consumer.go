@@ -461,6 +461,17 @@ func (s *shardConsumer) halt() {
 }
 
 func (s *shardConsumer) run(ctx context.Context) error {
+	// undelivered is the first record the reader returned that was not handed out yet (in a
+	// partial batch, or after the one being delivered). A run that ends before handing it out
+	// rewinds the reader to it: the next run reads it again. Without that, a restart after a
+	// read error carried on after the records of the partial batch, and later acknowledgements
+	// moved the checkpoint past them (issue 9: ~3 % of a run lost while the reader was behind).
+	var undelivered string
+	defer func() {
+		if undelivered != "" {
+			s.reader.rewind(undelivered)
+		}
+	}()
 	var batcher *service.Batcher
 	if !s.policy.IsNoop() {
 		b, err := s.policy.NewBatcher(s.res)
@@ -485,9 +496,15 @@ func (s *shardConsumer) run(ctx context.Context) error {
 		}
 		pending = pending[:0]
 		if len(batch) == 0 {
-			return nil
+			return nil // the batch policy's processors dropped them all
 		}
 		return s.deliver(ctx, batch, pendingPos)
+	}
+	seqAt := func(recs []types.Record, i int) string {
+		if i < len(recs) {
+			return aws.ToString(recs[i].SequenceNumber)
+		}
+		return ""
 	}
 	for {
 		// A timed batch must not wait for the reader's idle pause.
@@ -496,6 +513,7 @@ func (s *shardConsumer) run(ctx context.Context) error {
 				if err := flush(); err != nil {
 					return err
 				}
+				undelivered = ""
 			} else if left < s.reader.plannedDelay() {
 				if err := sleepCtx(ctx, left); err != nil {
 					return err
@@ -503,6 +521,7 @@ func (s *shardConsumer) run(ctx context.Context) error {
 				if err := flush(); err != nil {
 					return err
 				}
+				undelivered = ""
 			}
 		}
 		f, err := s.reader.next(ctx)
@@ -510,12 +529,16 @@ func (s *shardConsumer) run(ctx context.Context) error {
 			if ferr := flush(); ferr != nil {
 				return ferr
 			}
+			undelivered = ""
 			return errShardEnded
 		}
 		if err != nil {
 			return err
 		}
 		s.metrics.read(s.stream, s.shard, f)
+		if undelivered == "" {
+			undelivered = seqAt(f.records, 0)
+		}
 		meta := s.metaFor(f)
 		for i := range f.records {
 			rec := &f.records[i]
@@ -528,6 +551,7 @@ func (s *shardConsumer) run(ctx context.Context) error {
 				if err := s.deliver(ctx, service.MessageBatch{msg}, pos); err != nil {
 					return err
 				}
+				undelivered = seqAt(f.records, i+1)
 				continue
 			}
 			if len(pending) == 0 {
@@ -539,6 +563,7 @@ func (s *shardConsumer) run(ctx context.Context) error {
 				if err := flush(); err != nil {
 					return err
 				}
+				undelivered = seqAt(f.records, i+1)
 			}
 		}
 		// Caught up with the shard: a partial batch would otherwise wait
@@ -547,6 +572,7 @@ func (s *shardConsumer) run(ctx context.Context) error {
 			if err := flush(); err != nil {
 				return err
 			}
+			undelivered = ""
 		}
 	}
 }

@@ -90,6 +90,7 @@ type shardReader struct {
 
 	iterator   *string
 	lastSeq    string    // the last record returned, to renew an expired iterator
+	rewoundTo  string    // read again from this record (rewind), until a record is returned
 	lastCall   time.Time // when the last GetRecords call started
 	lastCount  int
 	lastBehind int64
@@ -116,6 +117,13 @@ func (r *shardReader) plannedDelay() time.Duration {
 		return 0
 	}
 	return r.pace.nextDelay(time.Since(r.lastCall), r.lastCount, r.lastBehind)
+}
+
+// rewind makes the next call read again from the record at seq: records the reader returned
+// from there on never reached the pipeline (a read or batching error, or a stop, left them in a
+// partial batch), and must not be skipped by the consumer's next run.
+func (r *shardReader) rewind(seq string) {
+	r.rewoundTo, r.lastSeq, r.iterator, r.ended = seq, "", nil, false
 }
 
 // fetched is one GetRecords answer.
@@ -182,7 +190,7 @@ func (r *shardReader) next(ctx context.Context) (fetched, error) {
 		r.lastCount = len(out.Records)
 		r.lastBehind = aws.ToInt64(out.MillisBehindLatest)
 		if n := len(out.Records); n > 0 {
-			r.lastSeq = aws.ToString(out.Records[n-1].SequenceNumber)
+			r.lastSeq, r.rewoundTo = aws.ToString(out.Records[n-1].SequenceNumber), ""
 		}
 		if len(out.Records) == 0 && r.ended {
 			return fetched{}, errShardEnded
@@ -196,6 +204,9 @@ func (r *shardReader) next(ctx context.Context) (fetched, error) {
 func (r *shardReader) renewIterator(ctx context.Context) error {
 	in := &kinesis.GetShardIteratorInput{StreamName: r.streamName, StreamARN: r.streamARN, ShardId: aws.String(r.shardID)}
 	switch after := r.lastSeq; {
+	case r.rewoundTo != "":
+		in.ShardIteratorType = types.ShardIteratorTypeAtSequenceNumber
+		in.StartingSequenceNumber = aws.String(r.rewoundTo)
 	case after == "" && r.start.afterSequence != "":
 		after = r.start.afterSequence
 		fallthrough

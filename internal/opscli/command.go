@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/urfave/cli/v2"
+
+	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisapi"
 )
 
 // defaultTimeout bounds the wait of create-stream and delete-stream.
@@ -141,11 +143,11 @@ func settings(c *cli.Context) connSettings {
 }
 
 // setup checks the arguments and returns the stream and the client.
-func (o options) setup(c *cli.Context) (streamRef, kinesisAPI, error) {
+func (o options) setup(c *cli.Context) (kinesisapi.Stream, kinesisAPI, error) {
 	if c.Args().Present() {
 		return "", nil, fmt.Errorf("%s: unexpected arguments %q (flags go before them)", c.Command.Name, c.Args().Slice())
 	}
-	s := streamRef(strings.TrimSpace(c.String("stream")))
+	s := kinesisapi.Stream(strings.TrimSpace(c.String("stream")))
 	if s == "" {
 		return "", nil, fmt.Errorf("%s: --stream is empty", c.Command.Name)
 	}
@@ -237,7 +239,7 @@ func (o options) shardsAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	shards, err := listShards(c.Context, api, s, int32(pageSize))
+	shards, err := kinesisapi.ListShards(c.Context, api, s, int32(pageSize))
 	if err != nil {
 		return err
 	}

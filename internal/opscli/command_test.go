@@ -20,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/redpanda-data/benthos/v4/public/service"
 	"github.com/urfave/cli/v2"
+
+	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisapi"
 )
 
 var nameSeq atomic.Int64
@@ -71,7 +73,7 @@ func mustCreate(t *testing.T, ep, name string, shards int) string {
 
 // putToShard puts n records with the given explicit hash key and checks they all land on
 // shardID.
-func putToShard(t *testing.T, cl *kinesis.Client, stream streamRef, hashKey, shardID string, n int) {
+func putToShard(t *testing.T, cl *kinesis.Client, stream kinesisapi.Stream, hashKey, shardID string, n int) {
 	t.Helper()
 	for sent := 0; sent < n; {
 		batch := min(500, n-sent)
@@ -84,8 +86,8 @@ func putToShard(t *testing.T, cl *kinesis.Client, stream streamRef, hashKey, sha
 			}
 		}
 		out, err := cl.PutRecords(t.Context(), &kinesis.PutRecordsInput{
-			StreamName: stream.name(),
-			StreamARN:  stream.arn(),
+			StreamName: stream.Name(),
+			StreamARN:  stream.ARN(),
 			Records:    entries,
 		})
 		if err != nil {
@@ -163,9 +165,9 @@ func mustInt(t *testing.T, s string) int64 {
 }
 
 // shardStarts returns the starting hash key of each shard, by shard id.
-func shardStarts(t *testing.T, cl *kinesis.Client, stream streamRef) map[string]string {
+func shardStarts(t *testing.T, cl *kinesis.Client, stream kinesisapi.Stream) map[string]string {
 	t.Helper()
-	shards, err := listShards(t.Context(), cl, stream, 0)
+	shards, err := kinesisapi.ListShards(t.Context(), cl, stream, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +282,7 @@ func TestCreateStream(t *testing.T) {
 			if re := regexp.MustCompile(fmt.Sprintf(tc.want, regexp.QuoteMeta(name))); !re.MatchString(out) {
 				t.Errorf("output = %q, want it to match %s", out, re)
 			}
-			sum, err := describe(t.Context(), cl, streamRef(name))
+			sum, err := describe(t.Context(), cl, kinesisapi.Stream(name))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -299,7 +301,7 @@ func TestShards(t *testing.T) {
 		shards int
 		count  bool
 		// setup puts records (and reshards); it returns nothing, want says what to expect.
-		setup     func(t *testing.T, cl *kinesis.Client, s streamRef)
+		setup     func(t *testing.T, cl *kinesis.Client, s kinesisapi.Stream)
 		want      []shardRow // start and end are not compared when empty
 		wantTotal int64
 	}{
@@ -318,7 +320,7 @@ func TestShards(t *testing.T) {
 			name:   "count per shard",
 			shards: 3,
 			count:  true,
-			setup: func(t *testing.T, cl *kinesis.Client, s streamRef) {
+			setup: func(t *testing.T, cl *kinesis.Client, s kinesisapi.Stream) {
 				starts := shardStarts(t, cl, s)
 				putToShard(t, cl, s, starts[shardID(0)], shardID(0), 5)
 				putToShard(t, cl, s, starts[shardID(2)], shardID(2), 7)
@@ -344,7 +346,7 @@ func TestShards(t *testing.T) {
 			name:   "more records than one GetRecords call returns",
 			shards: 1,
 			count:  true,
-			setup: func(t *testing.T, cl *kinesis.Client, s streamRef) {
+			setup: func(t *testing.T, cl *kinesis.Client, s kinesisapi.Stream) {
 				putToShard(t, cl, s, "0", shardID(0), getRecordsLimit+1)
 			},
 			want:      []shardRow{{id: shardID(0), parent: "-", adjacent: "-", state: "open", records: getRecordsLimit + 1}},
@@ -354,10 +356,10 @@ func TestShards(t *testing.T) {
 			name:   "split and merge",
 			shards: 1,
 			count:  true,
-			setup: func(t *testing.T, cl *kinesis.Client, s streamRef) {
+			setup: func(t *testing.T, cl *kinesis.Client, s kinesisapi.Stream) {
 				putToShard(t, cl, s, "0", shardID(0), 4)
 				if _, err := cl.SplitShard(t.Context(), &kinesis.SplitShardInput{
-					StreamName:         s.name(),
+					StreamName:         s.Name(),
 					ShardToSplit:       aws.String(shardID(0)),
 					NewStartingHashKey: aws.String(half),
 				}); err != nil {
@@ -369,7 +371,7 @@ func TestShards(t *testing.T) {
 				putToShard(t, cl, s, "0", shardID(1), 2)
 				putToShard(t, cl, s, half, shardID(2), 3)
 				if _, err := cl.MergeShards(t.Context(), &kinesis.MergeShardsInput{
-					StreamName:           s.name(),
+					StreamName:           s.Name(),
 					ShardToMerge:         aws.String(shardID(1)),
 					AdjacentShardToMerge: aws.String(shardID(2)),
 				}); err != nil {
@@ -396,7 +398,7 @@ func TestShards(t *testing.T) {
 			cl := testClient(ep)
 			mustCreate(t, ep, name, tc.shards)
 			if tc.setup != nil {
-				tc.setup(t, cl, streamRef(name))
+				tc.setup(t, cl, kinesisapi.Stream(name))
 			}
 			args := []string{"kinesis", "shards", "--endpoint", ep, "--stream", name}
 			if tc.count {
@@ -480,7 +482,7 @@ func TestDeleteStream(t *testing.T) {
 			if want := fmt.Sprintf(tc.want, name); out != want {
 				t.Errorf("output = %q, want %q", out, want)
 			}
-			if _, err := describe(t.Context(), cl, streamRef(name)); !isNotFound(err) {
+			if _, err := describe(t.Context(), cl, kinesisapi.Stream(name)); !kinesisapi.IsNotFound(err) {
 				t.Errorf("after delete-stream, DescribeStreamSummary: %v, want ResourceNotFoundException", err)
 			}
 		})
@@ -565,7 +567,7 @@ func TestKinesisMock(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no ARN in %q", out)
 	}
-	arn := streamRef(m[1])
+	arn := kinesisapi.Stream(m[1])
 	starts := shardStarts(t, cl, arn)
 	putToShard(t, cl, arn, starts[shardID(0)], shardID(0), 3)
 	putToShard(t, cl, arn, starts[shardID(1)], shardID(1), 2)

@@ -19,22 +19,12 @@ import (
 type stubAPI struct {
 	kinesisAPI // nil: an unscripted method panics
 
-	listShards []func(*kinesis.ListShardsInput) (*kinesis.ListShardsOutput, error)
-	listIn     []*kinesis.ListShardsInput
-
 	getRecords []func(*kinesis.GetRecordsInput) (*kinesis.GetRecordsOutput, error)
 	recordsIn  []*kinesis.GetRecordsInput
 
 	iteratorIn []*kinesis.GetShardIteratorInput
 
 	describe []func() (*kinesis.DescribeStreamSummaryOutput, error)
-}
-
-func (s *stubAPI) ListShards(_ context.Context, in *kinesis.ListShardsInput, _ ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
-	s.listIn = append(s.listIn, in)
-	f := s.listShards[0]
-	s.listShards = s.listShards[1:]
-	return f(in)
 }
 
 func (s *stubAPI) GetShardIterator(_ context.Context, in *kinesis.GetShardIteratorInput, _ ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error) {
@@ -55,71 +45,6 @@ func (s *stubAPI) DescribeStreamSummary(context.Context, *kinesis.DescribeStream
 		s.describe = s.describe[1:]
 	}
 	return f()
-}
-
-func page(next string, ids ...string) func(*kinesis.ListShardsInput) (*kinesis.ListShardsOutput, error) {
-	return func(*kinesis.ListShardsInput) (*kinesis.ListShardsOutput, error) {
-		out := &kinesis.ListShardsOutput{}
-		if next != "" {
-			out.NextToken = aws.String(next)
-		}
-		for _, id := range ids {
-			out.Shards = append(out.Shards, types.Shard{ShardId: aws.String(id)})
-		}
-		return out, nil
-	}
-}
-
-func TestListShardsPagination(t *testing.T) {
-	cases := []struct {
-		name     string
-		stream   streamRef
-		pageSize int32
-		pages    []func(*kinesis.ListShardsInput) (*kinesis.ListShardsOutput, error)
-		want     []string
-	}{
-		{name: "one page", stream: "s", pages: []func(*kinesis.ListShardsInput) (*kinesis.ListShardsOutput, error){page("", "a", "b")}, want: []string{"a", "b"}},
-		{
-			name: "three pages by name", stream: "s", pageSize: 1,
-			pages: []func(*kinesis.ListShardsInput) (*kinesis.ListShardsOutput, error){page("t1", "a"), page("t2", "b"), page("", "c")},
-			want:  []string{"a", "b", "c"},
-		},
-		{
-			name: "two pages by ARN", stream: "arn:aws:kinesis:us-east-1:000000000000:stream/s",
-			pages: []func(*kinesis.ListShardsInput) (*kinesis.ListShardsOutput, error){page("t1", "a"), page("", "b")},
-			want:  []string{"a", "b"},
-		},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			api := &stubAPI{listShards: tc.pages}
-			shards, err := listShards(t.Context(), api, tc.stream, tc.pageSize)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, sh := range shards {
-				got = append(got, aws.ToString(sh.ShardId))
-			}
-			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
-				t.Errorf("shards = %v, want %v", got, tc.want)
-			}
-			for i, in := range api.listIn {
-				named := aws.ToString(in.StreamName) + aws.ToString(in.StreamARN)
-				switch {
-				case i == 0 && (named != string(tc.stream) || in.NextToken != nil):
-					t.Errorf("call 0: %+v, want the stream and no NextToken", in)
-				case i == 0 && tc.stream.isARN() != (in.StreamARN != nil):
-					t.Errorf("call 0: StreamARN %v for stream %s", in.StreamARN, tc.stream)
-				case i > 0 && (named != "" || aws.ToString(in.NextToken) != fmt.Sprintf("t%d", i)):
-					t.Errorf("call %d: %+v, want NextToken t%d and no stream", i, in, i)
-				}
-				if tc.pageSize > 0 && aws.ToInt32(in.MaxResults) != tc.pageSize {
-					t.Errorf("call %d: MaxResults %v, want %d", i, in.MaxResults, tc.pageSize)
-				}
-			}
-		})
-	}
 }
 
 func records(n int, firstSeq int, millisBehind int64, next *string) func(*kinesis.GetRecordsInput) (*kinesis.GetRecordsOutput, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-kinesis/benthos-kinesis/checkpointer/ack"
+	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisapi"
 )
 
 // delivery is one batch on its way to ReadBatch. ctx is its consumer's
@@ -515,7 +516,7 @@ func (s *shardConsumer) run(ctx context.Context) error {
 				}
 				undelivered = ""
 			} else if left < s.reader.plannedDelay() {
-				if err := sleepCtx(ctx, left); err != nil {
+				if err := kinesisapi.Sleep(ctx, left); err != nil {
 					return err
 				}
 				if err := flush(); err != nil {

@@ -10,13 +10,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-kinesis/benthos-kinesis/checkpointer"
 	"github.com/benthos-kinesis/benthos-kinesis/checkpointer/ack"
 	"github.com/benthos-kinesis/benthos-kinesis/checkpointer/lease"
+	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisapi"
 )
 
 // mono is the time on this process's monotonic clock, as the lease machine and the gate count it.
@@ -552,35 +551,10 @@ func (c *coordinator) setGauges() {
 	}
 }
 
-// listShards lists every shard of a stream, open and closed, every page.
-func listShards(ctx context.Context, kin kinesisAPI, stream string) ([]types.Shard, error) {
-	in := &kinesis.ListShardsInput{}
-	if isARN(stream) {
-		in.StreamARN = aws.String(stream)
-	} else {
-		in.StreamName = aws.String(stream)
-	}
-	var shards []types.Shard
-	for {
-		out, err := kin.ListShards(ctx, in)
-		if err != nil {
-			var nf *types.ResourceNotFoundException
-			if errors.As(err, &nf) {
-				return nil, fmt.Errorf("stream %s does not exist: %w", stream, err)
-			}
-			return nil, fmt.Errorf("list shards of %s: %w", stream, err)
-		}
-		shards = append(shards, out.Shards...)
-		if out.NextToken == nil || *out.NextToken == "" {
-			return shards, nil
-		}
-		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
-	}
-}
-
-// listedShards is listShards as the lease machine takes it: ids and parents.
+// listedShards is every shard of the stream as the lease machine takes it:
+// ids and parents.
 func listedShards(ctx context.Context, kin kinesisAPI, stream string) ([]lease.ListedShard, error) {
-	shards, err := listShards(ctx, kin, stream)
+	shards, err := kinesisapi.ListShards(ctx, kin, kinesisapi.Stream(stream), 0)
 	if err != nil {
 		return nil, err
 	}

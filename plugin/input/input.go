@@ -10,17 +10,16 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-kinesis/benthos-kinesis/checkpointer"
 	"github.com/benthos-kinesis/benthos-kinesis/checkpointer/lease"
 	"github.com/benthos-kinesis/benthos-kinesis/internal/awssession"
+	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisapi"
 )
 
 // Register adds the input to env under name.
@@ -176,16 +175,11 @@ func (k *kinesisInput) Connect(ctx context.Context) error {
 	}
 	kin := k.clients.kinesis()
 	for _, s := range k.conf.streams {
-		in := &kinesis.DescribeStreamSummaryInput{}
-		if isARN(s.id) {
-			in.StreamARN = aws.String(s.id)
-		} else {
-			in.StreamName = aws.String(s.id)
-		}
+		stream := kinesisapi.Stream(s.id)
+		in := &kinesis.DescribeStreamSummaryInput{StreamName: stream.Name(), StreamARN: stream.ARN()}
 		if _, err := kin.DescribeStreamSummary(ctx, in); err != nil {
-			var nf *types.ResourceNotFoundException
-			if errors.As(err, &nf) {
-				return fmt.Errorf("stream %s does not exist: %w", s.id, err)
+			if kinesisapi.IsNotFound(err) {
+				return kinesisapi.NotFound(stream, err)
 			}
 			return fmt.Errorf("describe stream %s: %w", s.id, err)
 		}

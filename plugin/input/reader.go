@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisapi"
 )
 
 // kinesisAPI is the part of the Kinesis client the input uses.
@@ -79,14 +81,12 @@ var errShardEnded = errors.New("shard ended")
 // It is driven by one goroutine (its owner's) and is not safe for concurrent
 // use.
 type shardReader struct {
-	client      kinesisAPI
-	streamName  *string // one of these two names the stream in requests
-	streamARN   *string
-	streamLabel string
-	shardID     string
-	start       startPosition
-	pace        pacing
-	limit       int32
+	client  kinesisAPI
+	stream  kinesisapi.Stream
+	shardID string
+	start   startPosition
+	pace    pacing
+	limit   int32
 
 	iterator   *string
 	lastSeq    string    // the last record returned, to renew an expired iterator
@@ -101,13 +101,7 @@ type shardReader struct {
 }
 
 func newShardReader(client kinesisAPI, stream, shardID string, start startPosition, pace pacing) *shardReader {
-	r := &shardReader{client: client, streamLabel: stream, shardID: shardID, start: start, pace: pace, limit: 10000}
-	if isARN(stream) {
-		r.streamARN = aws.String(stream)
-	} else {
-		r.streamName = aws.String(stream)
-	}
-	return r
+	return &shardReader{client: client, stream: kinesisapi.Stream(stream), shardID: shardID, start: start, pace: pace, limit: 10000}
 }
 
 // plannedDelay is how long the next call to next will wait before calling
@@ -140,7 +134,7 @@ func (r *shardReader) next(ctx context.Context) (fetched, error) {
 	}
 	if !r.lastCall.IsZero() {
 		if d := r.pace.nextDelay(time.Since(r.lastCall), r.lastCount, r.lastBehind); d > 0 {
-			if err := sleepCtx(ctx, d); err != nil {
+			if err := kinesisapi.Sleep(ctx, d); err != nil {
 				return fetched{}, err
 			}
 		}
@@ -153,7 +147,7 @@ func (r *shardReader) next(ctx context.Context) (fetched, error) {
 		}
 		r.lastCall = time.Now()
 		out, err := r.client.GetRecords(ctx, &kinesis.GetRecordsInput{
-			ShardIterator: r.iterator, Limit: aws.Int32(r.limit), StreamARN: r.streamARN,
+			ShardIterator: r.iterator, Limit: aws.Int32(r.limit), StreamARN: r.stream.ARN(),
 		})
 		if err != nil {
 			if ctx.Err() != nil {
@@ -162,24 +156,24 @@ func (r *shardReader) next(ctx context.Context) (fetched, error) {
 			var throttled *types.ProvisionedThroughputExceededException
 			var expired *types.ExpiredIteratorException
 			var kmsThrottled *types.KMSThrottlingException
-			var notFound *types.ResourceNotFoundException
 			switch {
 			case errors.As(err, &throttled), errors.As(err, &kmsThrottled):
 				r.throttles++
 				if r.onThrottle != nil {
 					r.onThrottle()
 				}
-				if err := sleepCtx(ctx, r.pace.throttleDelay(r.throttles)); err != nil {
+				if err := kinesisapi.Sleep(ctx, r.pace.throttleDelay(r.throttles)); err != nil {
 					return fetched{}, err
 				}
 				continue
 			case errors.As(err, &expired):
 				r.iterator = nil // renewed from the last record read
 				continue
-			case errors.As(err, &notFound):
-				return fetched{}, fmt.Errorf("read shard %s of %s: the stream or shard no longer exists: %w", r.shardID, r.streamLabel, err)
+			case kinesisapi.IsNotFound(err):
+				// Not NotFound's wording: the answer may be about the shard.
+				return fetched{}, fmt.Errorf("read shard %s of %s: the stream or shard no longer exists: %w", r.shardID, r.stream, err)
 			}
-			return fetched{}, fmt.Errorf("read shard %s of %s: %w", r.shardID, r.streamLabel, err)
+			return fetched{}, fmt.Errorf("read shard %s of %s: %w", r.shardID, r.stream, err)
 		}
 		r.throttles = 0
 		r.answers++
@@ -202,7 +196,7 @@ func (r *shardReader) next(ctx context.Context) (fetched, error) {
 // renewIterator gets an iterator after the last record read, or at the start
 // position when nothing has been read yet.
 func (r *shardReader) renewIterator(ctx context.Context) error {
-	in := &kinesis.GetShardIteratorInput{StreamName: r.streamName, StreamARN: r.streamARN, ShardId: aws.String(r.shardID)}
+	in := &kinesis.GetShardIteratorInput{StreamName: r.stream.Name(), StreamARN: r.stream.ARN(), ShardId: aws.String(r.shardID)}
 	switch after := r.lastSeq; {
 	case r.rewoundTo != "":
 		in.ShardIteratorType = types.ShardIteratorTypeAtSequenceNumber
@@ -223,11 +217,10 @@ func (r *shardReader) renewIterator(ctx context.Context) error {
 	}
 	out, err := r.client.GetShardIterator(ctx, in)
 	if err != nil {
-		var notFound *types.ResourceNotFoundException
-		if errors.As(err, &notFound) {
-			return fmt.Errorf("iterator for shard %s of %s: the stream or shard does not exist: %w", r.shardID, r.streamLabel, err)
+		if kinesisapi.IsNotFound(err) {
+			return fmt.Errorf("iterator for shard %s of %s: the stream or shard does not exist: %w", r.shardID, r.stream, err)
 		}
-		return fmt.Errorf("iterator for shard %s of %s (%s): %w", r.shardID, r.streamLabel, in.ShardIteratorType, err)
+		return fmt.Errorf("iterator for shard %s of %s (%s): %w", r.shardID, r.stream, in.ShardIteratorType, err)
 	}
 	if out.ShardIterator == nil {
 		r.ended = true
@@ -235,18 +228,4 @@ func (r *shardReader) renewIterator(ctx context.Context) error {
 	}
 	r.iterator = out.ShardIterator
 	return nil
-}
-
-func isARN(stream string) bool { return len(stream) > 4 && stream[:4] == "arn:" }
-
-// sleepCtx waits d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

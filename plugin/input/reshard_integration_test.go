@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/benthos-kinesis/benthos-kinesis/checkpointer"
+	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisapi"
 	"github.com/benthos-kinesis/benthos-kinesis/internal/testenv"
 )
 
@@ -380,7 +381,7 @@ func (e *reshardEnv) shards() []types.Shard {
 	e.t.Helper()
 	ctx, cancel := e.ctx()
 	defer cancel()
-	shards, err := listShards(ctx, e.kc, e.stream)
+	shards, err := kinesisapi.ListShards(ctx, e.kc, kinesisapi.Stream(e.stream), 0)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -413,7 +414,7 @@ func reshardParents(s types.Shard) []string {
 func (e *reshardEnv) parentsFinished(shard string) error {
 	ctx, cancel := e.ctx()
 	defer cancel()
-	shards, err := listShards(ctx, e.kc, e.stream)
+	shards, err := kinesisapi.ListShards(ctx, e.kc, kinesisapi.Stream(e.stream), 0)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,7 @@ import (
 
 	"github.com/benthos-kinesis/benthos-kinesis/checkpointer"
 	"github.com/benthos-kinesis/benthos-kinesis/internal/chaos/faultproxy"
+	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisapi"
 	"github.com/benthos-kinesis/benthos-kinesis/internal/testenv"
 )
 
@@ -202,7 +203,7 @@ func TestIntegrationSlowDynamoDBManyShardsNeverFenced(t *testing.T) {
 	// Records flow into every shard: one per shard every second, each aimed at its shard by an
 	// explicit hash key.
 	listCtx, cancelList := context.WithTimeout(context.Background(), 30*time.Second)
-	listed, err := listShards(listCtx, kc, stream)
+	listed, err := kinesisapi.ListShards(listCtx, kc, kinesisapi.Stream(stream), 0)
 	cancelList()
 	if err != nil {
 		t.Fatal(err)

@@ -48,8 +48,20 @@ type Faults struct {
 	ServerErrorRate float64
 	// ResetRate is the fraction whose connection is reset (TCP RST) before any answer.
 	ResetRate float64
+	// ErrorRate is the fraction answered with the AWS error ErrorCode (see ErrorStatus).
+	ErrorRate float64
+	// ErrorCode is the error code of the ErrorRate answers, as AWS spells it:
+	// "KMSThrottlingException", "ExpiredIteratorException", "InternalFailure"...
+	ErrorCode string
+	// ErrorStatus is the HTTP status of the ErrorRate answers; 0 is the code's usual one:
+	// 500 for InternalFailure, 503 for ServiceUnavailable, 400 for any other code.
+	ErrorStatus int
 	// RejectCredentials answers every matching request 400 UnrecognizedClientException.
 	RejectCredentials bool
+	// Backlog, when positive, makes every GetRecords answer that carries records report
+	// MillisBehindLatest = Backlog (whole milliseconds), as Kinesis does to a reader that is
+	// behind. It is a rewrite of forwarded answers, not a drawn fault: it ignores Operations.
+	Backlog time.Duration
 	// Operations limits the faults to these operations, by name ("GetRecords") or full
 	// X-Amz-Target ("Kinesis_20131202.GetRecords"); empty means all operations.
 	Operations []string
@@ -64,17 +76,26 @@ func (f Faults) validate() error {
 	for _, r := range []struct {
 		name string
 		v    float64
-	}{{"ThrottleRate", f.ThrottleRate}, {"ServerErrorRate", f.ServerErrorRate}, {"ResetRate", f.ResetRate}} {
+	}{{"ThrottleRate", f.ThrottleRate}, {"ServerErrorRate", f.ServerErrorRate}, {"ResetRate", f.ResetRate}, {"ErrorRate", f.ErrorRate}} {
 		if math.IsNaN(r.v) || r.v < 0 || r.v > 1 {
 			return fmt.Errorf("%s %v is not in [0, 1]", r.name, r.v)
 		}
 		sum += r.v
 	}
 	if sum > 1+1e-9 {
-		return fmt.Errorf("ThrottleRate + ServerErrorRate + ResetRate = %v is more than 1", sum)
+		return fmt.Errorf("ThrottleRate + ServerErrorRate + ResetRate + ErrorRate = %v is more than 1", sum)
 	}
 	if f.Latency < 0 {
 		return fmt.Errorf("negative Latency %v", f.Latency)
+	}
+	if f.Backlog < 0 {
+		return fmt.Errorf("negative Backlog %v", f.Backlog)
+	}
+	if f.ErrorRate > 0 && f.ErrorCode == "" {
+		return fmt.Errorf("ErrorRate %v without an ErrorCode", f.ErrorRate)
+	}
+	if f.ErrorStatus != 0 && (f.ErrorStatus < 400 || f.ErrorStatus > 599) {
+		return fmt.Errorf("ErrorStatus %d is not an error status (400-599)", f.ErrorStatus)
 	}
 	return nil
 }
@@ -87,6 +108,8 @@ type Stats struct {
 	Resets       int // connection reset by ResetRate
 	Held         int // held by a partition (requests, and answers of forwarded requests)
 	Rejected     int // answered UnrecognizedClientException (RejectCredentials)
+	Errors       int // answered with ErrorCode (ErrorRate)
+	Backlogged   int // GetRecords answers rewritten to report a backlog (Backlog)
 }
 
 // fake is an error answer: status, error code and message.
@@ -129,6 +152,38 @@ func serverError(n uint64) fake {
 		return fake{http.StatusInternalServerError, codeInternal, msgInternal + injectedSuffix}
 	}
 	return fake{http.StatusServiceUnavailable, codeUnavailable, msgUnavailable + injectedSuffix}
+}
+
+// Messages of the codes ErrorCode is meant for, shaped like AWS's; other codes get a generic one.
+var errorMessages = map[string]string{
+	codeInternal:                msgInternal,
+	codeUnavailable:             msgUnavailable,
+	"ExpiredIteratorException":  "Iterator expired. The iterator was created at time Sun Dec 06 10:00:00 UTC 2026 while right now it is Sun Dec 06 10:05:01 UTC 2026 which is further in the future than the tolerated delay of 300000 milliseconds.",
+	"KMSThrottlingException":    "The request was denied due to request throttling. For more information about throttling, see Limits in the AWS Key Management Service Developer Guide.",
+	"KMSAccessDeniedException":  "The ciphertext references a key that doesn't exist or that you don't have access to.",
+	"KMSDisabledException":      "The request was rejected because the specified customer master key (CMK) isn't enabled.",
+	"ResourceNotFoundException": "Stream chaos under account 000000000000 not found.",
+	"KMSNotFoundException":      "The request was rejected because the specified entity or resource can't be found.",
+	"KMSInvalidStateException":  "The request was rejected because the state of the specified resource isn't valid for this request.",
+}
+
+// codedError returns the answer of ErrorRate.
+func codedError(code string, status int) fake {
+	if status == 0 {
+		switch code {
+		case codeInternal:
+			status = http.StatusInternalServerError
+		case codeUnavailable:
+			status = http.StatusServiceUnavailable
+		default:
+			status = http.StatusBadRequest
+		}
+	}
+	msg, ok := errorMessages[code]
+	if !ok {
+		msg = code
+	}
+	return fake{status, code, msg + injectedSuffix}
 }
 
 func rejected() fake {

@@ -1,7 +1,9 @@
 package faultproxy
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -42,7 +45,8 @@ type Proxy struct {
 	partitioned bool
 	held        []net.Conn // hijacked connections held by the partition
 	stats       Stats
-	hook        func(event) // test hook, called outside mu
+	requests    map[string]int // requests received, by operation name
+	hook        func(event)    // test hook, called outside mu
 }
 
 // event is what a test hook is told.
@@ -78,6 +82,7 @@ func New(service Service, target string) (*Proxy, error) {
 		cancel:    cancel,
 		serveDone: make(chan struct{}),
 		conns:     map[net.Conn]struct{}{},
+		requests:  map[string]int{},
 		rng:       newRand(0),
 		transport: &http.Transport{
 			Proxy:               nil, // straight to the target, whatever HTTP_PROXY says
@@ -92,7 +97,7 @@ func New(service Service, target string) (*Proxy, error) {
 		},
 	}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:        func(pr *httputil.ProxyRequest) { pr.SetURL(u) },
+		Rewrite:        p.rewrite(u),
 		Transport:      p.transport,
 		ModifyResponse: p.checkAnswer,
 		ErrorHandler:   p.forwardError,
@@ -152,6 +157,14 @@ func (p *Proxy) Partition(on bool) {
 	for _, c := range held {
 		reset(c)
 	}
+}
+
+// Requests returns how many requests of the operation op ("GetRecords") the proxy received so
+// far, whatever their fate.
+func (p *Proxy) Requests(op string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.requests[op]
 }
 
 // Stats returns the counts so far.
@@ -241,6 +254,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	p.handlers.Add(1)
 	defer p.handlers.Done()
 	target := r.Header.Get("X-Amz-Target")
+	p.requests[operation(target)]++
 	latency := time.Duration(0)
 	if p.matchLocked(target) {
 		latency = p.faults.Latency
@@ -310,7 +324,7 @@ func (p *Proxy) decide(target string) (action, fake, string) {
 		p.stats.Rejected++
 		return actAnswer, rejected(), p.requestIDLocked()
 	}
-	if f.ResetRate+f.ThrottleRate+f.ServerErrorRate > 0 {
+	if f.ResetRate+f.ThrottleRate+f.ServerErrorRate+f.ErrorRate > 0 {
 		u := p.rng.Float64()
 		switch {
 		case u < f.ResetRate:
@@ -326,6 +340,9 @@ func (p *Proxy) decide(target string) (action, fake, string) {
 			ans := serverError(p.serverErrs)
 			p.serverErrs++
 			return actAnswer, ans, p.requestIDLocked()
+		case u < f.ResetRate+f.ThrottleRate+f.ServerErrorRate+f.ErrorRate:
+			p.stats.Errors++
+			return actAnswer, codedError(f.ErrorCode, f.ErrorStatus), p.requestIDLocked()
 		}
 	}
 	p.stats.Forwarded++
@@ -360,14 +377,70 @@ func (p *Proxy) hold(w http.ResponseWriter) {
 	}
 }
 
+// rewrite is the ReverseProxy's Rewrite: to the target, and, while Backlog is on, GetRecords
+// asks for an answer that is not compressed, so that the proxy can rewrite it.
+func (p *Proxy) rewrite(u *url.URL) func(*httputil.ProxyRequest) {
+	return func(pr *httputil.ProxyRequest) {
+		pr.SetURL(u)
+		p.mu.Lock()
+		backlog := p.faults.Backlog
+		p.mu.Unlock()
+		if backlog > 0 && p.isGetRecords(pr.Out) {
+			pr.Out.Header.Set("Accept-Encoding", "identity")
+		}
+	}
+}
+
+func (p *Proxy) isGetRecords(r *http.Request) bool {
+	return p.service == Kinesis && operation(r.Header.Get("X-Amz-Target")) == "GetRecords"
+}
+
 // checkAnswer is the ReverseProxy's ModifyResponse: an answer arriving during a partition is
-// dropped, and its connection held.
-func (p *Proxy) checkAnswer(*http.Response) error {
+// dropped, and its connection held; with Backlog, a GetRecords answer is rewritten.
+func (p *Proxy) checkAnswer(resp *http.Response) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.partitioned {
+		p.mu.Unlock()
 		return errPartitioned
 	}
+	backlog := p.faults.Backlog
+	p.mu.Unlock()
+	if backlog > 0 && resp.StatusCode == http.StatusOK && p.isGetRecords(resp.Request) {
+		return p.reportBacklog(resp, backlog)
+	}
+	return nil
+}
+
+// reportBacklog rewrites a GetRecords answer that carries records to report MillisBehindLatest
+// = backlog, and fixes its Content-Length. An answer it cannot parse (or compressed) and an
+// answer without records (the reader is at the tip) pass unchanged.
+func (p *Proxy) reportBacklog(resp *http.Response, backlog time.Duration) error {
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return err // the ErrorHandler answers 502, or resets if the client is gone
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if enc := resp.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
+		return nil
+	}
+	var answer map[string]json.RawMessage
+	var records []json.RawMessage
+	if json.Unmarshal(body, &answer) != nil || json.Unmarshal(answer["Records"], &records) != nil || len(records) == 0 {
+		return nil
+	}
+	answer["MillisBehindLatest"] = json.RawMessage(strconv.FormatInt(backlog.Milliseconds(), 10))
+	out, err := json.Marshal(answer) // raw values are copied as they are
+	if err != nil {
+		return nil
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(out))
+	resp.ContentLength = int64(len(out))
+	resp.TransferEncoding = nil
+	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	p.mu.Lock()
+	p.stats.Backlogged++
+	p.mu.Unlock()
 	return nil
 }
 

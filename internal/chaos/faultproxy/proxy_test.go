@@ -79,6 +79,10 @@ func TestSetFaultsRejectsInvalid(t *testing.T) {
 		{"NaN rate", Faults{ResetRate: nanValue()}},
 		{"rates above 1 together", Faults{ThrottleRate: 0.6, ResetRate: 0.5}},
 		{"negative latency", Faults{Latency: -time.Second}},
+		{"rates above 1 with ErrorRate", Faults{ThrottleRate: 0.6, ErrorRate: 0.5, ErrorCode: "KMSDisabledException"}},
+		{"ErrorRate without ErrorCode", Faults{ErrorRate: 0.5}},
+		{"ErrorStatus not an error", Faults{ErrorRate: 1, ErrorCode: "InternalFailure", ErrorStatus: 200}},
+		{"negative backlog", Faults{Backlog: -time.Second}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			defer func() {

@@ -38,7 +38,9 @@ type admitFunc func(r *outRecord, now time.Time) (bool, time.Duration)
 // (indexes into recs, in batch order) and appends their indexes to dst.
 //
 // A request holds at most maxRequestRecords records and maxRequestBytes
-// bytes. A record waiting out a retry backoff, or whose shard is at its limit,
+// bytes. A record over maxRequestBytes (max_record_size allows up to 10 MiB)
+// can never share a request: it is returned alone, in its place in batch
+// order, and the writer sends it through PutRecord. A record waiting out a retry backoff, or whose shard is at its limit,
 // stays behind while later records to other shards go ahead, unless
 // orderPerKey is set: then a record never overtakes an earlier pending
 // record of its partition key, so at most one record of a key is in flight.
@@ -57,6 +59,22 @@ func packRequest(recs []outRecord, pending []int, now time.Time, orderPerKey boo
 				continue
 			}
 			seenKeys[r.partitionKey] = struct{}{}
+		}
+		if r.size > maxRequestBytes {
+			if d := r.notBefore.Sub(now); d > 0 {
+				wait = minWait(wait, d)
+				continue
+			}
+			if len(req) > 0 {
+				// The records before it go first, as when a request is full.
+				return req, 0
+			}
+			ok, d := admit(r, now)
+			if !ok {
+				wait = minWait(wait, d)
+				continue
+			}
+			return append(req, i), 0
 		}
 		if len(req) == maxRequestRecords || bytes+r.size > maxRequestBytes {
 			// Full: what is left goes in the next request, at once.
@@ -78,6 +96,12 @@ func packRequest(recs []outRecord, pending []int, now time.Time, orderPerKey boo
 		wait = 0
 	}
 	return req, wait
+}
+
+// sendsAlone says whether a request is one record over the PutRecords budget,
+// to be sent through PutRecord.
+func sendsAlone(recs []outRecord, req []int) bool {
+	return len(req) == 1 && recs[req[0]].size > maxRequestBytes
 }
 
 func minWait(cur, d time.Duration) time.Duration {

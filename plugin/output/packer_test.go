@@ -118,3 +118,38 @@ func TestPackRequestOrderPerKey(t *testing.T) {
 		t.Fatalf("request %v, want [2 4 5]", req)
 	}
 }
+
+// A record over the request budget (max_record_size allows 10 MiB) never
+// shares a request and never blocks the records after it: it is returned
+// alone, in its place in batch order, for PutRecord.
+func TestPackRequestRecordOverBudgetGoesAlone(t *testing.T) {
+	const mib = 1 << 20
+	recs := records(4, 10)
+	recs[1].size = 6 * mib
+	recs[3].size = maxRequestBytes // exactly the budget: a request like any other
+	var got []string
+	pending := allPending(recs)
+	for len(pending) > 0 {
+		req, wait := packRequest(recs, pending, t0, false, admitAll, nil, nil)
+		if len(req) == 0 {
+			t.Fatalf("nothing to send (wait %v) with %v pending", wait, pending)
+		}
+		got = append(got, fmt.Sprintf("%v/%v", req, sendsAlone(recs, req)))
+		pending = pending[len(req):]
+	}
+	if fmt.Sprint(got) != "[[0]/false [1]/true [2]/false [3]/false]" {
+		t.Fatalf("requests %v, want [0], then [1] alone, then [2], then [3]", got)
+	}
+
+	// Backing off or refused by its shard, it lets the others go.
+	recs[1].notBefore = t0.Add(time.Second)
+	if req, _ := packRequest(recs, []int{1, 2}, t0, false, admitAll, nil, nil); fmt.Sprint(req) != "[2]" {
+		t.Fatalf("request %v, want [2] while the big record backs off", req)
+	}
+	recs[1].notBefore = time.Time{}
+	recs[1].shard = &shardState{id: "hot"}
+	admit := func(r *outRecord, _ time.Time) (bool, time.Duration) { return r.shard == nil, 40 * time.Millisecond }
+	if req, _ := packRequest(recs, []int{1, 2}, t0, false, admit, nil, nil); fmt.Sprint(req) != "[2]" {
+		t.Fatalf("request %v, want [2] while the big record's shard is at its limit", req)
+	}
+}

@@ -22,6 +22,7 @@ type kinesisAPI interface {
 	DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, opts ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error)
 	ListShards(ctx context.Context, in *kinesis.ListShardsInput, opts ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
 	PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, opts ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
+	PutRecord(ctx context.Context, in *kinesis.PutRecordInput, opts ...func(*kinesis.Options)) (*kinesis.PutRecordOutput, error)
 }
 
 // shardState is what the output keeps per shard across shard-map refreshes.
@@ -375,12 +376,22 @@ type shardTally struct {
 // error only when ctx is done.
 func (w *kinesisWriter) put(ctx context.Context, recs []outRecord, req []int, entries []types.PutRecordsRequestEntry, tallies map[*shardState]*shardTally) error {
 	name, arn := w.streamRef()
+	op := "PutRecords"
 	start := time.Now()
-	out, err := w.client.PutRecords(ctx, &kinesis.PutRecordsInput{Records: entries, StreamName: name, StreamARN: arn}, noSDKRetries)
+	var (
+		out *kinesis.PutRecordsOutput
+		err error
+	)
+	if sendsAlone(recs, req) {
+		op = "PutRecord"
+		out, err = w.putAlone(ctx, &recs[req[0]], entries[0])
+	} else {
+		out, err = w.client.PutRecords(ctx, &kinesis.PutRecordsInput{Records: entries, StreamName: name, StreamARN: arn}, noSDKRetries)
+	}
 	w.metrics.requestLatency.Timing(time.Since(start).Nanoseconds(), w.conf.stream)
 	now := w.now()
 	if err == nil && len(out.Records) != len(entries) {
-		err = fmt.Errorf("PutRecords answered %d results for %d records", len(out.Records), len(entries))
+		err = fmt.Errorf("%s answered %d results for %d records", op, len(out.Records), len(entries))
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -391,10 +402,10 @@ func (w *kinesisWriter) put(ctx context.Context, recs []outRecord, req []int, en
 				recs[i].fail(permanent)
 			}
 			w.metrics.failed.Incr(int64(len(req)), w.conf.stream)
-			w.log.Errorf("PutRecords to %s failed for good: %v", w.conf.stream, permanent)
+			w.log.Errorf("%s to %s failed for good: %v", op, w.conf.stream, permanent)
 			return nil
 		}
-		w.log.Warnf("PutRecords to %s failed, retrying %d records: %v", w.conf.stream, len(req), err)
+		w.log.Warnf("%s to %s failed, retrying %d records: %v", op, w.conf.stream, len(req), err)
 		// The records of a failed call retry together, after one delay.
 		delay := w.conf.backoffDelay(recs[req[0]].attempts + 1)
 		for _, i := range req {
@@ -461,6 +472,36 @@ func (w *kinesisWriter) put(ctx context.Context, recs []outRecord, req []int, en
 		w.requestRefresh()
 	}
 	return nil
+}
+
+// putAlone sends one record over the PutRecords budget through PutRecord,
+// whose limit is the stream's maximum record size, and answers as PutRecords
+// would have for it, so that its outcome is booked the same way: the error
+// codes PutRecords reports per record come back as the record's result.
+func (w *kinesisWriter) putAlone(ctx context.Context, r *outRecord, e types.PutRecordsRequestEntry) (*kinesis.PutRecordsOutput, error) {
+	name, arn := w.streamRef()
+	out, err := w.client.PutRecord(ctx, &kinesis.PutRecordInput{
+		Data: e.Data, PartitionKey: e.PartitionKey, ExplicitHashKey: e.ExplicitHashKey, StreamName: name, StreamARN: arn,
+	}, noSDKRetries)
+	if err == nil {
+		return &kinesis.PutRecordsOutput{Records: []types.PutRecordsResultEntry{{ShardId: out.ShardId, SequenceNumber: out.SequenceNumber}}}, nil
+	}
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) {
+		return nil, err
+	}
+	switch code := apiErr.ErrorCode(); {
+	case code == "ProvisionedThroughputExceededException", code == "InternalFailure",
+		code == "ServiceUnavailable", strings.HasPrefix(code, "KMS"):
+		return &kinesis.PutRecordsOutput{Records: []types.PutRecordsResultEntry{{
+			ErrorCode: aws.String(code), ErrorMessage: aws.String(apiErr.ErrorMessage()),
+		}}}, nil
+	case code == "ValidationException", code == "InvalidArgumentException":
+		// The likeliest cause: max_record_size is above the stream's own.
+		return nil, fmt.Errorf("record of %d bytes refused by PutRecord (is max_record_size, %d, above the stream's maximum record size?): %w",
+			r.size, w.conf.maxRecordSize, err)
+	}
+	return nil, err
 }
 
 // noSDKRetries turns off the SDK's own retries for PutRecords: this output

@@ -76,6 +76,21 @@ func (s *scriptedKinesis) PutRecords(ctx context.Context, in *kinesis.PutRecords
 	return out, nil
 }
 
+// PutRecord is PutRecords of one record, failing the call with the record's
+// scripted error code as Kinesis does.
+func (s *scriptedKinesis) PutRecord(ctx context.Context, in *kinesis.PutRecordInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordOutput, error) {
+	out, err := s.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: in.StreamName, Records: []types.PutRecordsRequestEntry{{
+		Data: in.Data, PartitionKey: in.PartitionKey, ExplicitHashKey: in.ExplicitHashKey,
+	}}})
+	if err != nil {
+		return nil, err
+	}
+	if res := out.Records[0]; res.ErrorCode != nil {
+		return nil, apiError(*res.ErrorCode)
+	}
+	return &kinesis.PutRecordOutput{ShardId: out.Records[0].ShardId, SequenceNumber: out.Records[0].SequenceNumber}, nil
+}
+
 func newTestWriter(t *testing.T, extraYAML string, client kinesisAPI) *kinesisWriter {
 	t.Helper()
 	return connectedWriter(t, `

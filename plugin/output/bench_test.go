@@ -125,19 +125,44 @@ shard_limits: {records_per_second: 1000000, bytes_per_second: 1000000000}
 }
 
 // BenchmarkOutputShardLimitFake writes b.N records of 100 B to a 4-shard
-// stream of the limit-enforcing fake (internal/kinesisfake: 1,000 records/s
-// and 1 MiB/s per shard, counted in aligned one-second windows) with default
-// shard_limits, and reports the fraction of the per-shard record limit
-// reached and the fraction of records throttled.
+// stream of the in-process fake (internal/kinesisfake) from 8 batches in
+// flight, and reports the CPU per record of the whole process (user+sys,
+// fake included) and the mean records per PutRecords request:
+//
+//   - at_limit: the fake enforces 1,000 records/s and 1 MiB/s per shard in
+//     aligned one-second windows and the output has its default
+//     shard_limits, so the run takes b.N/4,000 seconds; it also reports the
+//     fraction of the per-shard record limit reached and the share of
+//     records throttled. Waiting for a shard's budget should cost nothing:
+//   - limits_lifted: neither side limits, the same records as fast as they
+//     go; the CPU per record here is the floor for at_limit.
 func BenchmarkOutputShardLimitFake(b *testing.B) {
-	srv := kinesisfake.Start(b, kinesisfake.WithStream("limit", 4))
-	w := connectedWriter(b, "stream: limit\npartition_key: ${! meta(\"key\") }\n", srv.Client())
-	elapsed := writeForBench(b, w, b.N, 100, 8)
-	var accepted, throttled int64
-	for _, sh := range srv.Stats().Shards {
-		accepted += sh.AcceptedRecords
-		throttled += sh.ThrottledRecords
+	for _, c := range []struct {
+		name        string
+		fakeOpts    []kinesisfake.Option
+		limitsField string
+	}{
+		{"at_limit", nil, ""},
+		{"limits_lifted", []kinesisfake.Option{kinesisfake.WithoutWriteLimits()},
+			"shard_limits: {records_per_second: 1000000, bytes_per_second: 1000000000}\n"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			srv := kinesisfake.Start(b, append([]kinesisfake.Option{kinesisfake.WithStream("limit", 4)}, c.fakeOpts...)...)
+			w := connectedWriter(b, "stream: limit\npartition_key: ${! meta(\"key\") }\n"+c.limitsField, srv.Client())
+			elapsed := writeForBench(b, w, b.N, 100, 8)
+			st := srv.Stats()
+			var accepted, throttled int64
+			for _, sh := range st.Shards {
+				accepted += sh.AcceptedRecords
+				throttled += sh.ThrottledRecords
+			}
+			if requests := st.Requests[kinesisfake.OpPutRecords]; requests > 0 {
+				b.ReportMetric(float64(accepted+throttled)/float64(requests), "records/request")
+			}
+			if c.limitsField == "" {
+				b.ReportMetric(float64(accepted)/elapsed.Seconds()/4/1000, "limit-fraction")
+				b.ReportMetric(100*float64(throttled)/float64(accepted), "throttled-%")
+			}
+		})
 	}
-	b.ReportMetric(float64(accepted)/elapsed.Seconds()/4/1000, "limit-fraction")
-	b.ReportMetric(100*float64(throttled)/float64(accepted), "throttled-%")
 }

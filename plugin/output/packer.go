@@ -23,11 +23,9 @@ type outRecord struct {
 	shard    *shardState // predicted from the shard map...
 	shardMap *shardMap   // ...of this version
 
-	attempts     int
-	firstFailure time.Time
-	notBefore    time.Time
-	err          error // set when the record has failed for good
-	done         bool
+	retryState
+	err  error // set when the record has failed for good
+	done bool
 }
 
 // admitFunc asks the rate limiter of a record's shard whether the record can

@@ -9,7 +9,6 @@ package output
 import (
 	"context"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -137,10 +136,7 @@ type writerConfig struct {
 	partitionKey       *service.InterpolatedString
 	partitionKeyMeta   string // set when partition_key is exactly ${! meta("key") }
 	hashKey            *service.InterpolatedString
-	maxRetries         int
-	initialInterval    time.Duration
-	maxInterval        time.Duration
-	maxElapsed         time.Duration
+	retry              retryPolicy // max_retries and backoff
 	limits             shardLimits
 	maxRecordSize      int
 	orderPerKey        bool
@@ -168,14 +164,14 @@ func writerConfigFromParsed(pConf *service.ParsedConfig) (conf writerConfig, err
 			conf.hashKey = nil
 		}
 	}
-	if conf.maxRetries, err = pConf.FieldInt(fieldMaxRetries); err != nil {
+	if conf.retry.maxRetries, err = pConf.FieldInt(fieldMaxRetries); err != nil {
 		return
 	}
 	boff, err := pConf.FieldBackOff(fieldBackoff)
 	if err != nil {
 		return
 	}
-	conf.initialInterval, conf.maxInterval, conf.maxElapsed = boff.InitialInterval, boff.MaxInterval, boff.MaxElapsedTime
+	conf.retry.initialInterval, conf.retry.maxInterval, conf.retry.maxElapsed = boff.InitialInterval, boff.MaxInterval, boff.MaxElapsedTime
 	records, err := pConf.FieldInt(fieldShardLimits, fieldRecordsPerSecond)
 	if err != nil {
 		return
@@ -200,29 +196,18 @@ func writerConfigFromParsed(pConf *service.ParsedConfig) (conf writerConfig, err
 		bad  bool
 		what string
 	}{
-		{conf.maxRetries < 0, "max_retries must not be negative"},
+		{conf.retry.maxRetries < 0, "max_retries must not be negative"},
 		{records <= 0, "shard_limits.records_per_second must be greater than zero"},
 		{bytes <= 0, "shard_limits.bytes_per_second must be greater than zero"},
 		{conf.maxRecordSize <= 0 || conf.maxRecordSize > 10<<20, "max_record_size must be between 1 and 10485760 bytes"},
 		{conf.shardRefreshPeriod <= 0, "shard_refresh_period must be greater than zero"},
-		{conf.initialInterval < 0 || conf.maxInterval < 0 || conf.maxElapsed < 0, "backoff intervals must not be negative"},
+		{conf.retry.initialInterval < 0 || conf.retry.maxInterval < 0 || conf.retry.maxElapsed < 0, "backoff intervals must not be negative"},
 	} {
 		if c.bad {
 			return conf, fmt.Errorf("%s", c.what)
 		}
 	}
 	return conf, nil
-}
-
-// backoffDelay is the wait before a record's next attempt after its n-th
-// failure: exponential from initial_interval, capped at max_interval, with
-// jitter of ±50% so that retries of many records spread out.
-func (c writerConfig) backoffDelay(n int) time.Duration {
-	d := float64(c.initialInterval) * math.Pow(2, float64(n-1))
-	if c.maxInterval > 0 && d > float64(c.maxInterval) {
-		d = float64(c.maxInterval)
-	}
-	return jitter(time.Duration(d), 0.5)
 }
 
 // Register adds the output to env under name.

@@ -69,11 +69,31 @@ type clusterSpec struct {
 	nackPercent    int // the readers' pipeline nacks this share of messages
 	// checkpointLimit is the readers' checkpoint_limit; 0 keeps the default.
 	checkpointLimit int
+	// batching is the input's batching policy of each reader slot, in YAML
+	// ("{ count: 100 }"), taken in turn; empty: no batching.
+	batching []string
+	// pollLimit is the readers' poll.limit (records per GetRecords); 0 keeps the default.
+	pollLimit int
+	// backlog makes the readers' Kinesis proxies report a backlog in every
+	// GetRecords answer with records (faultproxy.Faults.Backlog): kinesalite
+	// always says caught up, and a caught-up reader flushes its partial batch.
+	backlog time.Duration
+	// ackURL, when set, sends every delivered message also to this HTTP
+	// server (http_client output, many in flight), and acknowledges it only
+	// once the server answers: the test holds, slows or reorders the acks.
+	ackURL string
+}
+
+// readerFaults are the faults a reader's Kinesis proxy has outside the
+// scenario's attacks.
+func (c *cluster) readerFaults() faultproxy.Faults {
+	return faultproxy.Faults{Backlog: c.spec.backlog}
 }
 
 // reader is a reader slot: its proxies outlive its incarnations.
 type reader struct {
 	name     string
+	batching string // the input's batching policy (YAML), "" for none
 	kin, ddb *faultproxy.Proxy
 	cur      *proc // the running incarnation, nil when none
 	count    int   // incarnations so far
@@ -170,8 +190,13 @@ func (c *cluster) addReader() *reader {
 		_ = kin.Close()
 		c.t.Fatal(err)
 	}
+	// Before the start: its first answers must already report the backlog.
+	kin.SetFaults(c.readerFaults())
 	c.mu.Lock()
 	r := &reader{name: fmt.Sprintf("r%d", len(c.readers)+1), kin: kin, ddb: ddb}
+	if n := len(c.spec.batching); n > 0 {
+		r.batching = c.spec.batching[len(c.readers)%n]
+	}
 	c.readers = append(c.readers, r)
 	c.mu.Unlock()
 	c.startReader(r)
@@ -348,7 +373,7 @@ func (c *cluster) outputs() []string {
 }
 
 // waitAllRead polls the readers' files until every written record was
-// delivered, or the bound passes.
+// delivered, or the bound passes (an error).
 func (c *cluster) waitAllRead(within time.Duration) {
 	c.t.Helper()
 	deadline := time.Now().Add(within)
@@ -363,7 +388,9 @@ func (c *cluster) waitAllRead(within time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("only %d of %d records read %v after the writer finished", got, want, within)
+			// Not fatal: the verifier, run next, says which are missing.
+			c.t.Errorf("only %d of %d records read %v after the writer finished", got, want, within)
+			return
 		}
 		time.Sleep(500 * time.Millisecond) // polling files written by other processes
 	}
@@ -414,11 +441,22 @@ func grepWorkerID(path string) string {
 // waitOwns waits (bounded) until r's worker owns at least one shard.
 func (c *cluster) waitOwns(r *reader, within time.Duration) {
 	c.t.Helper()
+	c.waitOwned(r, "at least 1", func(n int) bool { return n > 0 }, within)
+}
+
+// waitOwnsN waits (bounded) until r's worker owns exactly n shards.
+func (c *cluster) waitOwnsN(r *reader, n int, within time.Duration) {
+	c.t.Helper()
+	c.waitOwned(r, fmt.Sprint(n), func(got int) bool { return got == n }, within)
+}
+
+func (c *cluster) waitOwned(r *reader, want string, ok func(int) bool, within time.Duration) {
+	c.t.Helper()
 	id := c.workerID(r.cur)
 	deadline := time.Now().Add(within)
-	for c.monitor.ownedBy(id) == 0 {
+	for got := c.monitor.ownedBy(id); !ok(got); got = c.monitor.ownedBy(id) {
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%s (worker %s) owns no shard after %v", r.cur.id, id, within)
+			c.t.Fatalf("%s (worker %s) owns %d shards after %v, want %s", r.cur.id, id, got, within, want)
 		}
 		time.Sleep(sampleEvery)
 	}

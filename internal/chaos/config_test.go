@@ -14,6 +14,12 @@ func (c *cluster) readerYAML(id, out string, r *reader) string {
 	if c.spec.checkpointLimit > 0 {
 		limit = fmt.Sprintf("    checkpoint_limit: %d\n", c.spec.checkpointLimit)
 	}
+	if c.spec.pollLimit > 0 {
+		limit += fmt.Sprintf("    poll: { limit: %d }\n", c.spec.pollLimit)
+	}
+	if r.batching != "" {
+		limit += fmt.Sprintf("    batching: %s\n", r.batching)
+	}
 	fmt.Fprintf(&b, `http:
   enabled: false
 input:
@@ -34,6 +40,17 @@ input:
         root = {"k": @kinesis_partition_key, "n": this.n, "shard": @kinesis_shard, "seq": @kinesis_sequence_number, "t": timestamp_unix_nano(), "w": %q}
 `, c.stream, r.kin.URL(), c.table, r.ddb.URL(), limit, id)
 	file := fmt.Sprintf("file: { path: %q, codec: lines }", out)
+	if c.spec.ackURL != "" {
+		// The line is written at once; the message is acknowledged when both
+		// outputs have it, so when the test's server answers. Its timeout
+		// outlasts any hold of the scenario: a timed-out request is a nack,
+		// and its replay a duplicate the scenario did not ask for.
+		file = fmt.Sprintf(`broker:
+    pattern: fan_out
+    outputs:
+      - %s
+      - http_client: { url: %q, verb: POST, timeout: 5m, max_in_flight: 256 }`, file, c.spec.ackURL)
+	}
 	if c.spec.nackPercent > 0 {
 		// A processing error on a random share of messages; reject_errored
 		// nacks them and the input (auto_replay_nacks) delivers them again.
@@ -46,7 +63,7 @@ input:
 output:
   reject_errored:
     %s
-`, c.spec.nackPercent, file)
+`, c.spec.nackPercent, strings.ReplaceAll(file, "\n", "\n  "))
 	} else {
 		fmt.Fprintf(&b, "output:\n  %s\n", file)
 	}

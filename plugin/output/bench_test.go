@@ -166,3 +166,49 @@ func BenchmarkOutputShardLimitFake(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFakePutRecordsFloor is the CPU per record of the SDK client and
+// the fake alone, without the output, for the two request patterns of
+// BenchmarkOutputShardLimitFake: 200-record requests 20 times a second (the
+// shape of at_limit: 4 shards × most of a 50-record burst, about every
+// 50ms) and 500-record requests back to back (limits_lifted). The process
+// idles between paced requests, and waking for each costs the runtime, the
+// HTTP stack and the fake more than a request that follows another: this is
+// the floor under the at_limit figure.
+func BenchmarkFakePutRecordsFloor(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		size int
+		gap  time.Duration
+	}{
+		{"paced_200_every_50ms", 200, 50 * time.Millisecond},
+		{"back_to_back_500", 500, 0},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			srv := kinesisfake.Start(b, kinesisfake.WithStream("floor", 4), kinesisfake.WithoutWriteLimits())
+			client := srv.Client(noSDKRetries)
+			entries := make([]types.PutRecordsRequestEntry, c.size)
+			for i := range entries {
+				entries[i] = types.PutRecordsRequestEntry{Data: make([]byte, 100), PartitionKey: aws.String(fmt.Sprintf("key-%d", i))}
+			}
+			var tick <-chan time.Time
+			if c.gap > 0 {
+				ticker := time.NewTicker(c.gap)
+				defer ticker.Stop()
+				tick = ticker.C
+			}
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			for done := 0; done < b.N; done += c.size {
+				if tick != nil {
+					<-tick
+				}
+				in := &kinesis.PutRecordsInput{StreamName: aws.String("floor"), Records: entries[:min(c.size, b.N-done)]}
+				if _, err := client.PutRecords(context.Background(), in); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/record")
+		})
+	}
+}

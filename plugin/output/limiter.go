@@ -149,3 +149,18 @@ func (l *shardLimiter) rateFactor() float64 {
 	defer l.mu.Unlock()
 	return l.factor
 }
+
+// waitFor is how long until both buckets hold what n records of size bytes
+// in all need, each capped at fill (a fraction) of its burst. Zero when they
+// do now.
+func (l *shardLimiter) waitFor(now time.Time, n, size int, fill float64) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n = min(n, max(1, int(math.Ceil(fill*float64(l.records.Burst())))))
+	size = min(size, max(1, int(math.Ceil(fill*float64(l.byteBurst)))))
+	wait := deficitWait(float64(n)-l.records.TokensAt(now), float64(l.records.Limit()))
+	if w := deficitWait(float64(size)-l.bytes.TokensAt(now), float64(l.bytes.Limit())); w > wait {
+		wait = w
+	}
+	return wait
+}

@@ -142,3 +142,42 @@ func TestShardLimiterAIMD(t *testing.T) {
 		t.Fatalf("wait %v at the floor, want about 21ms (47.5 records/s)", wait)
 	}
 }
+
+// waitFor is how long until a request of n records of size bytes in all
+// fits the buckets, each capped at a fraction of its burst.
+func TestShardLimiterWaitFor(t *testing.T) {
+	l := newShardLimiter(defaultLimits, t0)
+	for _, c := range []struct {
+		n, size int
+		want    time.Duration
+	}{
+		{1, 100, 0},
+		{50, 5000, 0},
+		{500, 50000, 0},  // capped at the bursts: a full bucket is enough
+		{1, 10 << 20, 0}, // a record over the byte burst needs a full bucket
+	} {
+		if got := l.waitFor(t0, c.n, c.size, 1); got != c.want {
+			t.Errorf("full: waitFor(%d, %d) = %v, want %v", c.n, c.size, got, c.want)
+		}
+	}
+	for i := 0; i < 50; i++ {
+		if ok, _ := l.take(t0, 100); !ok {
+			t.Fatal("burst refused")
+		}
+	}
+	// Empty: 50 records take 50/950 s to come back, 10 take 10/950 s.
+	for _, c := range []struct {
+		n    int
+		want time.Duration
+	}{{50, 52631579}, {10, 10526316}, {500, 52631579}} {
+		if got := l.waitFor(t0, c.n, c.n*100, 1); got != c.want {
+			t.Errorf("empty: waitFor(%d) = %v, want %v", c.n, got, c.want)
+		}
+	}
+	if got := l.waitFor(t0, 50, 5000, 0.9); got != 47368422 {
+		t.Errorf("empty: waitFor(50) for 90%% of the burst = %v, want 45/950 s", got)
+	}
+	if got := l.waitFor(t0.Add(52631579), 50, 5000, 1); got != 0 {
+		t.Errorf("waitFor after the wait it gave = %v, want 0", got)
+	}
+}

@@ -197,3 +197,25 @@ func TestFakeLimitsSharedShardBacksOff(t *testing.T) {
 		t.Fatal("nothing was throttled: the test did not share the shard")
 	}
 }
+
+// At the shard limit, waiting for budget must not fragment the requests:
+// every batch in flight shares one queue per shard, drained most of a burst at
+// a time (4 shards × 45 records), where each batch used to poll on its own
+// and send a handful of records per request.
+func TestFakeLimitsFullRequestsAtTheLimit(t *testing.T) {
+	srv := kinesisfake.Start(t, kinesisfake.WithStream("full", 4))
+	w := fakeWriter(t, srv, "full", "")
+	writeConcurrently(t, w, 8000, 100, 8)
+	checkExactlyOnce(t, srv, "full", 8000)
+	st := srv.Stats()
+	requests := st.Requests[kinesisfake.OpPutRecords]
+	var offered int64
+	for _, sh := range st.Shards {
+		offered += sh.AcceptedRecords + sh.ThrottledRecords
+	}
+	// The first requests and the last are smaller; the rest carry about
+	// 180 records.
+	if mean := float64(offered) / float64(requests); mean < 100 {
+		t.Fatalf("%d records in %d requests: %.1f per request, want at least 100", offered, requests, mean)
+	}
+}

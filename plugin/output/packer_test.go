@@ -1,6 +1,7 @@
 package output
 
 import (
+	"container/heap"
 	"fmt"
 	"testing"
 	"time"
@@ -8,148 +9,122 @@ import (
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func admitAll(*outRecord, time.Time) (bool, time.Duration) { return true, 0 }
-
-func records(n, size int) []outRecord {
-	recs := make([]outRecord, n)
-	for i := range recs {
-		recs[i] = outRecord{partitionKey: fmt.Sprintf("k%d", i), size: size, index: i}
+func sized(sizes ...int) []*outRecord {
+	recs := make([]*outRecord, len(sizes))
+	for i, s := range sizes {
+		recs[i] = &outRecord{partitionKey: fmt.Sprintf("k%d", i), size: s, seq: uint64(i)}
 	}
 	return recs
 }
 
-func allPending(recs []outRecord) []int {
-	p := make([]int, len(recs))
-	for i := range p {
-		p[i] = i
+func repeat(n, size int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = size
 	}
-	return p
+	return s
 }
 
-func TestPackRequestLimits(t *testing.T) {
-	const mib = 1 << 20
-	cases := []struct {
-		name      string
-		recs      []outRecord
-		wantFirst int // records in the first request
-	}{
-		{"500 records fit", records(500, 10), 500},
-		{"501st record waits", records(501, 10), 500},
-		{"5 records of exactly 1 MiB fill 5 MiB", records(5, mib), 5},
-		{"6th MiB waits", records(6, mib), 5},
-		{"one byte over 5 MiB waits", append(records(4, mib), outRecord{partitionKey: "x", size: mib + 1}), 4},
-		{"small records after a big one still count", append(records(5, mib-1), records(10, 1)...), 10},
+// packed adds records to a request while they fit, and says how many did.
+func packed(recs []*outRecord) (*request, int) {
+	req := &request{}
+	for i, r := range recs {
+		if !req.fits(r) {
+			return req, i
+		}
+		req.add(nil, r)
 	}
-	for _, c := range cases {
+	return req, len(recs)
+}
+
+func TestRequestLimits(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		name  string
+		sizes []int
+		want  int // records in the request
+		full  bool
+	}{
+		{"500 records fit", repeat(500, 10), 500, true},
+		{"the 501st does not", repeat(501, 10), 500, true},
+		{"5 records of exactly 1 MiB fill 5 MiB", repeat(5, mib), 5, true},
+		{"the 6th MiB does not fit", repeat(6, mib), 5, true},
+		{"one byte over 5 MiB does not fit", append(repeat(4, mib), mib+1), 4, false},
+		{"exactly the request budget alone", []int{maxRequestBytes}, 1, true},
+		{"over the budget: alone", []int{maxRequestBytes + 1, 10}, 1, true},
+		{"over the budget after others: not with them", []int{10, 6 * mib}, 1, false},
+	} {
 		t.Run(c.name, func(t *testing.T) {
-			req, wait := packRequest(c.recs, allPending(c.recs), t0, false, admitAll, nil, nil)
-			if len(req) != c.wantFirst || wait != 0 {
-				t.Fatalf("request of %d records (wait %v), want %d", len(req), wait, c.wantFirst)
+			req, n := packed(sized(c.sizes...))
+			if n != c.want || req.full() != c.full {
+				t.Fatalf("%d records packed (full %v), want %d (full %v)", n, req.full(), c.want, c.full)
 			}
-			bytes := 0
-			for j, i := range req {
-				if i != j {
-					t.Fatalf("request[%d] = record %d, want batch order", j, i)
-				}
-				bytes += c.recs[i].size
-			}
-			if bytes > maxRequestBytes {
-				t.Fatalf("request of %d bytes", bytes)
+			if req.alone != (c.sizes[0] > maxRequestBytes) {
+				t.Fatalf("alone = %v", req.alone)
 			}
 		})
 	}
 }
 
-func TestPackRequestPartitionKeyCounts(t *testing.T) {
-	// size is data plus key: 5 records whose data alone fit 5 MiB, but not with keys.
-	recs := records(5, 1<<20)
-	for i := range recs {
-		recs[i].size = 1<<20 + len(recs[i].partitionKey)
+func TestRequestSegments(t *testing.T) {
+	q1, q2 := &shardQueue{}, &shardQueue{}
+	req := &request{}
+	for i, q := range []*shardQueue{q1, q1, q2, q1} {
+		req.add(q, &outRecord{size: 1, seq: uint64(i)})
 	}
-	req, _ := packRequest(recs, allPending(recs), t0, false, admitAll, nil, nil)
-	if len(req) != 4 {
-		t.Fatalf("request of %d records, want 4 (keys count towards 5 MiB)", len(req))
+	if len(req.segs) != 3 || req.segs[0] != (requestSeg{q1, 2}) || req.segs[1] != (requestSeg{q2, 3}) || req.segs[2] != (requestSeg{q1, 4}) {
+		t.Fatalf("segments %v", req.segs)
 	}
 }
 
-func TestPackRequestBackoffAndLimiter(t *testing.T) {
-	recs := records(4, 10)
-	recs[0].notBefore = t0.Add(300 * time.Millisecond)
-	recs[1].shard = &shardState{id: "hot"}
-	admit := func(r *outRecord, _ time.Time) (bool, time.Duration) {
-		if r.shard != nil && r.shard.id == "hot" {
-			return false, 40 * time.Millisecond
+func TestRecordFIFO(t *testing.T) {
+	var f recordFIFO
+	recs := sized(repeat(100, 1)...)
+	next := 0
+	// Interleave pushes and pops so that the buffer compacts and wraps.
+	for i, r := range recs {
+		f.push(r)
+		if i%3 == 2 {
+			if got := f.pop(); got != recs[next] {
+				t.Fatalf("pop %d: record %d", next, got.seq)
+			}
+			next++
 		}
-		return true, 0
 	}
-	req, wait := packRequest(recs, allPending(recs), t0, false, admit, nil, nil)
-	if fmt.Sprint(req) != "[2 3]" || wait != 0 {
-		t.Fatalf("request %v wait %v, want [2 3] at once", req, wait)
+	if f.len() != 100-next {
+		t.Fatalf("len %d, want %d", f.len(), 100-next)
 	}
-	req, wait = packRequest(recs, []int{0, 1}, t0, false, admit, nil, nil)
-	if len(req) != 0 || wait != 40*time.Millisecond {
-		t.Fatalf("request %v wait %v, want none and 40ms", req, wait)
+	if f.peek() != recs[next] {
+		t.Fatal("peek is not the oldest record")
 	}
-	req, wait = packRequest(recs, []int{0}, t0, false, admit, nil, nil)
-	if len(req) != 0 || wait != 300*time.Millisecond {
-		t.Fatalf("request %v wait %v, want none and 300ms", req, wait)
+	rest := f.drain()
+	if len(rest) != 100-next || rest[0] != recs[next] || rest[len(rest)-1] != recs[99] || f.len() != 0 || f.peek() != nil {
+		t.Fatalf("drained %d records, %d left", len(rest), f.len())
 	}
-}
-
-func TestPackRequestOrderPerKey(t *testing.T) {
-	recs := records(6, 10)
-	for i, k := range []string{"A", "B", "A", "C", "B", "A"} {
-		recs[i].partitionKey = k
-	}
-	seen := map[string]struct{}{}
-	req, _ := packRequest(recs, allPending(recs), t0, true, admitAll, nil, seen)
-	if fmt.Sprint(req) != "[0 1 3]" {
-		t.Fatalf("request %v, want the first record of each key: [0 1 3]", req)
-	}
-	// A's first record is backing off: no later A may overtake it.
-	recs[0].notBefore = t0.Add(time.Second)
-	req, wait := packRequest(recs, []int{0, 2, 4, 5}, t0, true, admitAll, nil, seen)
-	if fmt.Sprint(req) != "[4]" || wait != 0 {
-		t.Fatalf("request %v wait %v, want [4]", req, wait)
-	}
-	// Without the option, later records of A go ahead.
-	req, _ = packRequest(recs, []int{0, 2, 4, 5}, t0, false, admitAll, nil, nil)
-	if fmt.Sprint(req) != "[2 4 5]" {
-		t.Fatalf("request %v, want [2 4 5]", req)
+	if cap(f.buf) > 200 {
+		t.Fatalf("buffer of capacity %d for at most 67 records", cap(f.buf))
 	}
 }
 
-// A record over the request budget (max_record_size allows 10 MiB) never
-// shares a request and never blocks the records after it: it is returned
-// alone, in its place in batch order, for PutRecord.
-func TestPackRequestRecordOverBudgetGoesAlone(t *testing.T) {
-	const mib = 1 << 20
-	recs := records(4, 10)
-	recs[1].size = 6 * mib
-	recs[3].size = maxRequestBytes // exactly the budget: a request like any other
-	var got []string
-	pending := allPending(recs)
-	for len(pending) > 0 {
-		req, wait := packRequest(recs, pending, t0, false, admitAll, nil, nil)
-		if len(req) == 0 {
-			t.Fatalf("nothing to send (wait %v) with %v pending", wait, pending)
-		}
-		got = append(got, fmt.Sprintf("%v/%v", req, sendsAlone(recs, req)))
-		pending = pending[len(req):]
+func TestRetryHeap(t *testing.T) {
+	var h retryHeap
+	recs := sized(1, 1, 1, 1)
+	for i, at := range []time.Duration{3, 1, 2, 1} {
+		recs[i].notBefore = t0.Add(at * time.Second)
+		heap.Push(&h, recs[i])
 	}
-	if fmt.Sprint(got) != "[[0]/false [1]/true [2]/false [3]/false]" {
-		t.Fatalf("requests %v, want [0], then [1] alone, then [2], then [3]", got)
+	if h.nextDue() != t0.Add(time.Second) {
+		t.Fatalf("next due %v", h.nextDue())
 	}
-
-	// Backing off or refused by its shard, it lets the others go.
-	recs[1].notBefore = t0.Add(time.Second)
-	if req, _ := packRequest(recs, []int{1, 2}, t0, false, admitAll, nil, nil); fmt.Sprint(req) != "[2]" {
-		t.Fatalf("request %v, want [2] while the big record backs off", req)
+	if r := h.popDue(t0); r != nil {
+		t.Fatalf("record %d due before its time", r.seq)
 	}
-	recs[1].notBefore = time.Time{}
-	recs[1].shard = &shardState{id: "hot"}
-	admit := func(r *outRecord, _ time.Time) (bool, time.Duration) { return r.shard == nil, 40 * time.Millisecond }
-	if req, _ := packRequest(recs, []int{1, 2}, t0, false, admit, nil, nil); fmt.Sprint(req) != "[2]" {
-		t.Fatalf("request %v, want [2] while the big record's shard is at its limit", req)
+	var got []uint64
+	for r := h.popDue(t0.Add(2 * time.Second)); r != nil; r = h.popDue(t0.Add(2 * time.Second)) {
+		got = append(got, r.seq)
+	}
+	// Earliest first, queue order among equals; the one due at 3s stays.
+	if fmt.Sprint(got) != "[1 3 2]" || len(h) != 1 {
+		t.Fatalf("popped %v, %d left", got, len(h))
 	}
 }

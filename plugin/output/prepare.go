@@ -17,7 +17,6 @@ func (w *kinesisWriter) prepare(batch service.MessageBatch, recs []outRecord, pe
 	if w.conf.hashKey != nil {
 		hkExec = batch.InterpolationExecutor(w.conf.hashKey)
 	}
-	m := w.shardMap.Load()
 	for i, msg := range batch {
 		r := &recs[i]
 		r.index = i
@@ -26,8 +25,6 @@ func (w *kinesisWriter) prepare(batch service.MessageBatch, recs []outRecord, pe
 			r.done = true
 			continue
 		}
-		r.shardMap = m
-		r.shard = m.lookup(r.hash)
 		pending = append(pending, i)
 	}
 	return pending

@@ -12,109 +12,127 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// shardTally counts one response's outcome for one shard.
-type shardTally struct {
-	records, bytes, throttled int64
-}
-
-// put sends one request and books every record's outcome. It returns an
-// error only when ctx is done.
-func (w *kinesisWriter) put(ctx context.Context, recs []outRecord, req []int, entries []types.PutRecordsRequestEntry, tallies map[*shardState]*shardTally) error {
-	name, arn := w.streamRef()
+// send sends one request and books every record's outcome: landed or
+// failed for good, it is done; otherwise it goes back to its shard's queue to
+// wait out its backoff.
+func (w *kinesisWriter) send(ctx context.Context, d *dispatcher, req *request) {
+	entries := make([]types.PutRecordsRequestEntry, len(req.recs))
+	for j, r := range req.recs {
+		entries[j] = types.PutRecordsRequestEntry{Data: r.data, PartitionKey: &r.partitionKey}
+		if r.explicitHash != "" {
+			entries[j].ExplicitHashKey = &r.explicitHash
+		}
+	}
 	op := "PutRecords"
 	start := time.Now()
 	var (
 		out *kinesis.PutRecordsOutput
 		err error
 	)
-	if sendsAlone(recs, req) {
+	if req.alone {
 		op = "PutRecord"
-		out, err = w.putAlone(ctx, &recs[req[0]], entries[0])
+		out, err = w.putAlone(ctx, req.recs[0], entries[0])
 	} else {
+		name, arn := w.streamRef()
 		out, err = w.client.PutRecords(ctx, &kinesis.PutRecordsInput{Records: entries, StreamName: name, StreamARN: arn}, noSDKRetries)
 	}
 	w.metrics.requestLatency.Timing(time.Since(start).Nanoseconds(), w.conf.stream)
+	if ctx.Err() != nil {
+		return // closing: the WriteBatch calls waiting return ErrNotConnected
+	}
 	now := w.now()
 	if err == nil && len(out.Records) != len(entries) {
 		err = fmt.Errorf("%s answered %d results for %d records", op, len(out.Records), len(entries))
 	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if permanent := permanentRequestError(w.conf.stream, err); permanent != nil {
-			for _, i := range req {
-				recs[i].fail(permanent)
-			}
-			w.metrics.failed.Incr(int64(len(req)), w.conf.stream)
-			w.log.Errorf("%s to %s failed for good: %v", op, w.conf.stream, permanent)
-			return nil
-		}
-		w.log.Warnf("%s to %s failed, retrying %d records: %v", op, w.conf.stream, len(req), err)
-		// The records of a failed call retry together, after one delay.
-		delay := w.conf.retry.backoff(recs[req[0]].attempts + 1)
-		for _, i := range req {
-			w.retryLater(&recs[i], now, err, delay)
-		}
-		return nil
+		w.bookFailedCall(op, req, now, err)
+	} else {
+		w.bookAnswer(req, out, now)
 	}
 
-	clear(tallies)
-	tally := func(s *shardState) *shardTally {
-		t, ok := tallies[s]
-		if !ok {
-			t = &shardTally{}
-			tallies[s] = t
-		}
-		return t
-	}
-	mispredicted := 0
-	for j, res := range out.Records {
-		r := &recs[req[j]]
-		if res.ErrorCode == nil {
-			r.done = true
-			if r.shard == nil || aws.ToString(res.ShardId) != r.shard.id {
-				mispredicted++
-			}
-			if r.shard != nil {
-				t := tally(r.shard)
-				t.records++
-				t.bytes += int64(r.size)
-			}
-			continue
-		}
-		code, msg := aws.ToString(res.ErrorCode), aws.ToString(res.ErrorMessage)
-		recErr := fmt.Errorf("%s: %s", code, msg)
-		switch recordCodeAction(code) {
-		case retryThrottled:
-			if r.shard != nil {
-				tally(r.shard).throttled++
-			}
-			w.retryLater(r, now, recErr, 0)
-		case retryRecord:
-			w.retryLater(r, now, recErr, 0)
-		case failRecord:
-			r.fail(recErr)
-			w.metrics.failed.Incr(1, w.conf.stream)
+	d.mu.Lock()
+	for _, r := range req.recs {
+		if r.done {
+			d.finish(r)
+		} else {
+			d.requeue(r)
 		}
 	}
-	for s, t := range tallies {
-		if t.throttled > 0 {
+	d.booked(req)
+	d.mu.Unlock()
+	d.signal()
+}
+
+// bookFailedCall books a call that failed as a whole: its records fail for
+// good when it can never succeed, else they are retried together, after one
+// delay.
+func (w *kinesisWriter) bookFailedCall(op string, req *request, now time.Time, err error) {
+	if permanent := permanentRequestError(w.conf.stream, err); permanent != nil {
+		for _, r := range req.recs {
+			r.fail(permanent)
+		}
+		w.metrics.failed.Incr(int64(len(req.recs)), w.conf.stream)
+		w.log.Errorf("%s to %s failed for good: %v", op, w.conf.stream, permanent)
+		return
+	}
+	w.log.Warnf("%s to %s failed, retrying %d records: %v", op, w.conf.stream, len(req.recs), err)
+	delay := w.conf.retry.backoff(req.recs[0].attempts + 1)
+	for _, r := range req.recs {
+		w.retryLater(r, now, err, delay)
+	}
+}
+
+// bookAnswer books each record's result of an answered call, tells each
+// shard's limiter whether Kinesis throttled it, and asks for a shard-map
+// refresh when a record landed on a shard other than predicted.
+func (w *kinesisWriter) bookAnswer(req *request, out *kinesis.PutRecordsOutput, now time.Time) {
+	mispredicted, from := 0, 0
+	for _, seg := range req.segs {
+		var records, bytes, throttled int64
+		for j := from; j < seg.end; j++ {
+			r, res := req.recs[j], out.Records[j]
+			if res.ErrorCode == nil {
+				r.done = true
+				if r.shard == nil || aws.ToString(res.ShardId) != r.shard.id {
+					mispredicted++
+				}
+				records++
+				bytes += int64(r.size)
+				continue
+			}
+			code, msg := aws.ToString(res.ErrorCode), aws.ToString(res.ErrorMessage)
+			recErr := fmt.Errorf("%s: %s", code, msg)
+			switch recordCodeAction(code) {
+			case retryThrottled:
+				throttled++
+				w.retryLater(r, now, recErr, 0)
+			case retryRecord:
+				w.retryLater(r, now, recErr, 0)
+			case failRecord:
+				r.fail(recErr)
+				w.metrics.failed.Incr(1, w.conf.stream)
+			}
+		}
+		from = seg.end
+		s := seg.q.shard
+		if s == nil {
+			continue // unmapped: no limiter, no shard label
+		}
+		if throttled > 0 {
 			s.limiter.throttled(now)
-			w.metrics.throttled.Incr(t.throttled, w.conf.stream, s.id)
+			w.metrics.throttled.Incr(throttled, w.conf.stream, s.id)
 		} else {
 			s.limiter.succeeded(now)
 		}
-		if t.records > 0 {
-			w.metrics.records.Incr(t.records, w.conf.stream, s.id)
-			w.metrics.bytes.Incr(t.bytes, w.conf.stream, s.id)
+		if records > 0 {
+			w.metrics.records.Incr(records, w.conf.stream, s.id)
+			w.metrics.bytes.Incr(bytes, w.conf.stream, s.id)
 		}
 	}
 	if mispredicted > 0 {
 		w.metrics.mispredicted.Incr(int64(mispredicted), w.conf.stream)
 		w.requestRefresh()
 	}
-	return nil
 }
 
 // putAlone sends one record over the PutRecords budget through PutRecord,

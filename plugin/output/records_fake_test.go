@@ -211,8 +211,8 @@ backoff: {initial_interval: 1ms, max_interval: 5ms, max_elapsed_time: 1m}
 				return kinesisfake.ErrProvisionedThroughput
 			}
 		})
-		writeConcurrently(t, w, 200, 100, 1)
-		checkExactlyOnce(t, srv, "mixed", 200)
+		writeConcurrently(t, w, 2000, 100, 4)
+		checkExactlyOnce(t, srv, "mixed", 2000)
 		if st := srv.Stats().Stream("mixed"); st.FailedRecords != 40 {
 			t.Fatalf("%d records failed by the fault, want 40", st.FailedRecords)
 		}
@@ -231,4 +231,76 @@ backoff: {initial_interval: 1ms, max_interval: 5ms, max_elapsed_time: 1m}
 			t.Fatalf("%d PutRecords calls failed, want the 5 injected", st.ErrorsByOp[kinesisfake.OpPutRecords])
 		}
 	})
+}
+
+// With order_per_key, per-record failures of every kind, and batches of the
+// same keys in flight at once, each key's records land in the order they
+// were written.
+func TestFakeOrderPerKeyUnderFailures(t *testing.T) {
+	srv := kinesisfake.Start(t, kinesisfake.WithStream("ordered", 3), kinesisfake.WithShardWriteLimits(100000, 100*mib))
+	w := fakeWriter(t, srv, "ordered", `
+order_per_key: true
+shard_limits: {records_per_second: 100000, bytes_per_second: 104857600}
+backoff: {initial_interval: 1ms, max_interval: 5ms, max_elapsed_time: 1m}
+`)
+	var offered atomic.Int64
+	srv.SetRecordFault(func(kinesisfake.RecordInfo) string {
+		switch offered.Add(1) % 7 {
+		case 0:
+			return kinesisfake.ErrInternalFailure
+		case 3:
+			return kinesisfake.ErrProvisionedThroughput
+		}
+		return ""
+	})
+	const keys, perBatch, batches = 10, 50, 8
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	errs := make(chan error, batches)
+	for g := 0; g < batches; g++ {
+		// Batch g holds records n = g*perBatch+i, of key n%keys; all the
+		// batches are in flight together.
+		b := make(service.MessageBatch, perBatch)
+		for i := range b {
+			n := g*perBatch + i
+			b[i] = service.NewMessage([]byte(fmt.Sprintf("%d|%d", g, n)))
+			b[i].MetaSetMut("key", fmt.Sprintf("k%d", n%keys))
+		}
+		go func() { errs <- w.WriteBatch(ctx, b) }()
+	}
+	for g := 0; g < batches; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	perKey, n := landedTags(t, srv, "ordered")
+	if n != batches*perBatch {
+		t.Fatalf("%d records landed, want %d", n, batches*perBatch)
+	}
+	// Each key's records of one batch land in batch order; the batches'
+	// order among themselves is the order they reached the output, which
+	// the goroutines above do not fix.
+	recs, _ := srv.Records("ordered")
+	last := map[string]map[string]int{} // key -> batch -> last n
+	for _, shard := range recs {
+		for _, r := range shard {
+			var g, n int
+			if _, err := fmt.Sscanf(string(r.Data), "%d|%d", &g, &n); err != nil {
+				t.Fatal(err)
+			}
+			byBatch := last[r.PartitionKey]
+			if byBatch == nil {
+				byBatch = map[string]int{}
+				last[r.PartitionKey] = byBatch
+			}
+			gk := fmt.Sprint(g)
+			if prev, ok := byBatch[gk]; ok && prev > n {
+				t.Fatalf("key %s: record %d after %d of the same batch", r.PartitionKey, n, prev)
+			}
+			byBatch[gk] = n
+		}
+	}
+	if st := srv.Stats().Stream("ordered"); st.FailedRecords == 0 {
+		t.Fatalf("no record failed: the test did not test retries (%v)", perKey)
+	}
 }

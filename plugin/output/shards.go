@@ -77,6 +77,9 @@ func (w *kinesisWriter) refresh(ctx context.Context) error {
 	}
 	w.shardMap.Store(m)
 	w.metrics.refreshes.Incr(1, w.conf.stream)
+	if run := w.run.Load(); run != nil {
+		run.d.signal() // its queues follow the new map
+	}
 	return nil
 }
 
@@ -86,8 +89,7 @@ const minRefreshGap = time.Second
 
 // refreshLoop refreshes the shard map every shard_refresh_period and soon
 // after a write lands on a shard other than predicted.
-func (w *kinesisWriter) refreshLoop(ctx context.Context, done chan<- struct{}) {
-	defer close(done)
+func (w *kinesisWriter) refreshLoop(ctx context.Context) {
 	ticker := time.NewTicker(w.conf.shardRefreshPeriod)
 	defer ticker.Stop()
 	var last time.Time

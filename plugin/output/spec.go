@@ -49,9 +49,11 @@ ranges of the open shards), and each shard is paced to its write limits (`+"`sha
 by default, counting data plus partition key as Kinesis does. When Kinesis throttles a shard anyway (another producer
 writes to it) the pace of that shard drops and then climbs back while it is not throttled.
 
-Batches are packed into PutRecords requests of at most 500 records and 5 MiB. Only the records that fail are retried,
-after a backoff; a record that can never succeed (over `+"`max_record_size`"+`, an empty or too long partition key, a bad
-hash key) fails alone, through a batch error naming it and the reason, and the rest of the batch is written.
+The records of all the batches in flight wait in one queue per shard, and are packed into PutRecords requests of at most
+500 records and 5 MiB as each shard's budget allows; a record over 5 MiB (with a raised `+"`max_record_size`"+`) goes alone
+through PutRecord. Only the records that fail are retried, after a backoff; a record that can never succeed (over
+`+"`max_record_size`"+`, an empty or too long partition key, a bad hash key) fails alone, through a batch error naming it and
+the reason, and the rest of the batch is written.
 
 The shard map is refreshed every `+"`shard_refresh_period`"+`, and at once when Kinesis puts a record on another shard
 than predicted, so resharding while writing just works.
@@ -115,7 +117,7 @@ Without explicit credentials the AWS SDK's default chain is used (environment, s
 				LintRule(`root = if this <= 0 || this > 10485760 { ["max_record_size must be between 1 and 10485760 bytes"] }`).
 				Advanced(),
 			service.NewBoolField(fieldOrderPerKey).
-				Description("Keep the order of records per partition key even when some are retried: a record is not sent while an earlier record of its key in the same batch is pending. It costs throughput for batches with many records of one key. Order across batches in flight at once also needs `max_in_flight: 1`.").
+				Description("Keep the order of records per partition key even when some are retried: a record is not sent while an earlier record of its key is pending, in its batch or in another batch in flight. It costs throughput when many records share a key. Without it, a batch's records of one key land in order unless one is retried, and batches in flight at once are not ordered among themselves.").
 				Default(false).
 				Example(true).
 				Advanced(),
@@ -140,6 +142,7 @@ type writerConfig struct {
 	limits             shardLimits
 	maxRecordSize      int
 	orderPerKey        bool
+	maxInFlight        int // requests in flight at most
 	shardRefreshPeriod time.Duration
 }
 
@@ -185,6 +188,9 @@ func writerConfigFromParsed(pConf *service.ParsedConfig) (conf writerConfig, err
 	}
 	conf.limits = shardLimits{recordsPerSecond: float64(records), bytesPerSecond: float64(bytes)}
 	if conf.orderPerKey, err = pConf.FieldBool(fieldOrderPerKey); err != nil {
+		return
+	}
+	if conf.maxInFlight, err = pConf.FieldMaxInFlight(); err != nil {
 		return
 	}
 	if conf.shardRefreshPeriod, err = pConf.FieldDuration(fieldShardRefreshPeriod); err != nil {

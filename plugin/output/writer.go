@@ -21,15 +21,16 @@ type kinesisWriter struct {
 	log     *service.Logger
 	metrics writerMetrics
 	now     func() time.Time
-	sleep   func(ctx context.Context, d time.Duration) error // between rounds of a batch
+	after   func(d time.Duration) <-chan time.Time // the dispatcher's waits (simulated in tests)
 
 	// newClient builds the client at Connect (replaced in tests).
 	newClient func() kinesisAPI
 
-	mu      sync.Mutex // guards connecting and closing
-	client  kinesisAPI // set by the first Connect, before shardMap
-	stop    context.CancelFunc
-	stopped chan struct{}
+	mu     sync.Mutex // guards connecting and closing
+	client kinesisAPI // set by the first Connect, before shardMap
+
+	// run is the current connection: nil before Connect and after Close.
+	run atomic.Pointer[writerRun]
 
 	// shardMap is nil until connected; its Store publishes client too.
 	shardMap atomic.Pointer[shardMap]
@@ -46,7 +47,7 @@ func newKinesisWriter(conf writerConfig, res *service.Resources, newClient func(
 		log:        res.Logger(),
 		metrics:    newWriterMetrics(res.Metrics()),
 		now:        time.Now,
-		sleep:      sleepCtx,
+		after:      time.After,
 		newClient:  newClient,
 		states:     map[string]*shardState{},
 		refreshNow: make(chan struct{}, 1),
@@ -62,12 +63,21 @@ func (w *kinesisWriter) streamRef() (name, arn *string) {
 	return aws.String(w.conf.stream), nil
 }
 
+// writerRun is one connection of the writer: its queues, and the goroutines
+// that refresh the shard map, dispatch and send.
+type writerRun struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	d      *dispatcher
+	wg     sync.WaitGroup
+}
+
 // Connect checks that the stream exists and is writable, loads its shard map
-// and starts the refresher.
+// and starts the refresher and the dispatcher.
 func (w *kinesisWriter) Connect(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.stop != nil {
+	if w.run.Load() != nil {
 		return nil
 	}
 	if w.client == nil {
@@ -89,10 +99,18 @@ func (w *kinesisWriter) Connect(ctx context.Context) error {
 	}
 	w.shardMap.Store(m)
 
-	rctx, cancel := context.WithCancel(context.Background())
-	w.stop = cancel
-	w.stopped = make(chan struct{})
-	go w.refreshLoop(rctx, w.stopped)
+	run := &writerRun{d: newDispatcher(w)}
+	run.ctx, run.cancel = context.WithCancel(context.Background())
+	run.wg.Add(2)
+	go func() {
+		defer run.wg.Done()
+		w.refreshLoop(run.ctx)
+	}()
+	go func() {
+		defer run.wg.Done()
+		run.d.run(run.ctx, &run.wg)
+	}()
+	w.run.Store(run)
 	w.log.Infof("Writing to Kinesis stream %s (%d open shards)", w.conf.stream, len(m.ranges))
 	return nil
 }
@@ -105,16 +123,21 @@ func (w *kinesisWriter) describeError(err error) error {
 	return fmt.Errorf("describe stream %s: %w", w.conf.stream, err)
 }
 
-// Close stops the shard-map refresher.
+// Close stops the refresher, the dispatcher and the requests in flight; the
+// WriteBatch calls still waiting return service.ErrNotConnected.
 func (w *kinesisWriter) Close(ctx context.Context) error {
 	w.mu.Lock()
-	stop, stopped := w.stop, w.stopped
-	w.stop = nil
+	run := w.run.Swap(nil)
 	w.mu.Unlock()
-	if stop == nil {
+	if run == nil {
 		return nil
 	}
-	stop()
+	run.cancel()
+	stopped := make(chan struct{})
+	go func() {
+		run.wg.Wait()
+		close(stopped)
+	}()
 	select {
 	case <-stopped:
 		return nil

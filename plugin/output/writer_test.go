@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,7 +29,11 @@ type scriptedKinesis struct {
 	callFailures []error
 	attempts     map[string]int // per partition key
 	calls        int
-	landed       []string // partition keys, in order of success
+	onCall       func() // called with mu held, at each call
+	// gate, when set, is called first at each call, without mu, with the
+	// call's partition keys: a test can hold a call there.
+	gate   func(keys []string)
+	landed []string // partition keys, in order of success
 }
 
 func newScripted() *scriptedKinesis {
@@ -52,9 +57,19 @@ func (s *scriptedKinesis) ListShards(context.Context, *kinesis.ListShardsInput, 
 }
 
 func (s *scriptedKinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	if s.gate != nil {
+		keys := make([]string, len(in.Records))
+		for i, e := range in.Records {
+			keys[i] = aws.ToString(e.PartitionKey)
+		}
+		s.gate(keys)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
+	if s.onCall != nil {
+		s.onCall()
+	}
 	if len(s.callFailures) > 0 {
 		err := s.callFailures[0]
 		s.callFailures = s.callFailures[1:]
@@ -182,8 +197,9 @@ hash_key: ${! meta("hash").or("") }
 			t.Errorf("message %d error %q does not say %q", i, failed[i], s)
 		}
 	}
-	if fmt.Sprint(k.landed) != "[good explicit]" {
-		t.Errorf("landed %v, want [good explicit]", k.landed)
+	// On two shards: their order in the request is not the batch's.
+	if slices.Sort(k.landed); fmt.Sprint(k.landed) != "[explicit good]" {
+		t.Errorf("landed %v, want good and explicit", k.landed)
 	}
 }
 
@@ -206,29 +222,25 @@ func TestWriteBatchWholeRequestErrors(t *testing.T) {
 	t.Run("a failed call is retried only after a pause", func(t *testing.T) {
 		k := newScripted()
 		k.callFailures = []error{apiError("InternalFailure"), apiError("ServiceUnavailable")}
-		w := newTestWriter(t, "backoff: {initial_interval: 100ms, max_interval: 1s, max_elapsed_time: 1m}\n", k)
-		// Record how long the writer waits between its calls.
-		var slept []time.Duration
-		callsAtSleep := []int{}
-		w.sleep = func(ctx context.Context, d time.Duration) error {
-			k.mu.Lock()
-			callsAtSleep = append(callsAtSleep, k.calls)
-			k.mu.Unlock()
-			slept = append(slept, d)
-			return sleepCtx(ctx, d)
-		}
+		w := writerFromYAML(t, `
+stream: test-stream
+partition_key: ${! meta("key").or("") }
+backoff: {initial_interval: 100ms, max_interval: 1s, max_elapsed_time: 1m}
+`, k)
+		// Simulated time: every wait of the writer passes at once, so the
+		// clock at each call says how long the writer waited before it.
+		clock := simulate(w)
+		var calledAt []time.Time
+		k.onCall = func() { calledAt = append(calledAt, clock.Now()) }
+		connect(t, w)
 		if err := w.WriteBatch(context.Background(), batchOf("a")); err != nil {
 			t.Fatal(err)
 		}
 		// After call 1 failed, the writer waited at least the jittered
 		// initial interval (100ms ± 50%) before call 2; after call 2, at
 		// least the jittered doubled interval before call 3.
-		waitedAfter := map[int]time.Duration{}
-		for i, c := range callsAtSleep {
-			waitedAfter[c] += slept[i]
-		}
-		if k.calls != 3 || waitedAfter[1] < 50*time.Millisecond || waitedAfter[2] < 100*time.Millisecond {
-			t.Fatalf("%d calls; waited %v after call 1 and %v after call 2", k.calls, waitedAfter[1], waitedAfter[2])
+		if len(calledAt) != 3 || calledAt[1].Sub(calledAt[0]) < 50*time.Millisecond || calledAt[2].Sub(calledAt[1]) < 100*time.Millisecond {
+			t.Fatalf("calls at %v", calledAt)
 		}
 	})
 	t.Run("a missing stream fails every record, naming the stream", func(t *testing.T) {
@@ -302,5 +314,75 @@ func TestWriteBatchOrderPerKeyUnderRetries(t *testing.T) {
 	}
 	if len(k.landed) != 6 || countA != 0 {
 		t.Fatalf("landed %v", k.landed)
+	}
+}
+
+// A batch whose context ends while its records wait returns at once, and
+// its records still queued are never sent: Benthos sends the batch again.
+func TestWriteBatchCancelledRecordsAreNeverSent(t *testing.T) {
+	k := newScripted()
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	k.gate = func([]string) {
+		once.Do(func() {
+			close(held)
+			<-release
+		})
+	}
+	w := writerFromYAML(t, `
+stream: test-stream
+partition_key: ${! meta("key") }
+shard_limits: {records_per_second: 1, bytes_per_second: 1000000}
+`, k)
+	simulate(w) // the limiter's waits pass at once
+	connect(t, w)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.WriteBatch(ctx, msgs("a a a")) }()
+	<-held // a:0 is in flight; a:1 and a:2 wait behind it in the batch's lane
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("WriteBatch returned %v, want context.Canceled", err)
+	}
+	close(release)
+	if err := w.WriteBatch(context.Background(), msgs("h")); err != nil {
+		t.Fatal(err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if fmt.Sprint(k.landed) != "[a h]" {
+		t.Fatalf("landed %v, want a:0 and h:0 only", k.landed)
+	}
+}
+
+// Batches in flight for one shard do not wait for each other's requests: a
+// shard's throughput does not hang on the round trip.
+func TestWriteBatchBatchesShareAShardConcurrently(t *testing.T) {
+	k := newScripted()
+	firstCall, secondCall := make(chan struct{}), make(chan struct{})
+	k.gate = func(keys []string) {
+		if keys[0] == "a" {
+			// The first batch's call returns only once the second
+			// batch's call, to the same shard, has been made.
+			close(firstCall)
+			select {
+			case <-secondCall:
+			case <-time.After(time.Minute): // a hang guard, not a measure
+				t.Error("the second batch's call never came while the first was in flight")
+			}
+			return
+		}
+		close(secondCall)
+	}
+	w := newTestWriter(t, "", k)
+	first := make(chan error, 1)
+	go func() { first <- w.WriteBatch(context.Background(), msgs("a a")) }()
+	<-firstCall
+	if err := w.WriteBatch(context.Background(), msgs("h h")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
 	}
 }

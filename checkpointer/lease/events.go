@@ -10,8 +10,10 @@ import (
 // Event is an observation fed to [Machine.Step].
 type Event interface{ isEvent() }
 
-// Tick: time passed. The shell sends one when [Machine.NextWake] is due.
-type Tick struct{}
+// Tick: time passed. The shell sends one when [Machine.NextWake] is due. Beat marks a tick sent
+// along with a heartbeat write: the table read and the commit may then be done early (see
+// Config.ReadSlack).
+type Tick struct{ Beat bool }
 
 // Heartbeat is the result of one heartbeat write, sent at Sent.
 type Heartbeat struct {

@@ -135,6 +135,7 @@ type Machine struct {
 	announced   bool // the first unfence of the machine is not a recovery worth a Change
 
 	reading       bool // a ReadTable is in flight
+	beat          bool // the event being stepped is a Tick with Beat: early work allowed
 	nextRead      time.Duration
 	nextCommit    time.Duration
 	lastRebalance time.Duration
@@ -238,6 +239,7 @@ func (m *Machine) Step(now time.Duration, ev Event) []Intent {
 	m.fenceCheck()
 	switch e := ev.(type) {
 	case Tick:
+		m.beat = e.Beat
 	case Heartbeat:
 		m.heartbeat(e)
 	case TableRead:
@@ -256,6 +258,7 @@ func (m *Machine) Step(now time.Duration, ev Event) []Intent {
 		panic(fmt.Sprintf("lease: unknown event %T", ev))
 	}
 	m.advance()
+	m.beat = false
 	out := m.out
 	m.out = nil
 	return out
@@ -390,10 +393,14 @@ func (m *Machine) advance() {
 		m.retakes()
 	}
 	m.unfenceCheck()
-	if !m.reading && m.now >= m.nextRead && !m.done {
+	readAt, commitAt := m.nextRead, m.nextCommit
+	if m.beat {
+		readAt, commitAt = readAt-m.cfg.ReadSlack, commitAt-m.cfg.CommitSlack
+	}
+	if !m.reading && m.now >= readAt && !m.done {
 		m.readTable()
 	}
-	if !m.shutting && !m.fenced && m.now >= m.nextCommit {
+	if !m.shutting && !m.fenced && m.now >= commitAt {
 		m.nextCommit = m.now + m.cfg.CommitPeriod
 		m.emit(CollectProgress{})
 	}

@@ -212,3 +212,80 @@ func TestMachineCheckpointsStalestFirst(t *testing.T) {
 		t.Fatalf("want the stalest first (b c a), got %v", got)
 	}
 }
+
+// A Tick with Beat does the table read and the commit early, within their slack; any other
+// event waits for their due times, and NextWake still names those.
+func TestMachineBeatTickWorksEarly(t *testing.T) {
+	const (
+		readDue   = 2050 * time.Millisecond // the first read's send (50ms) + a heartbeat period
+		commitDue = 3 * time.Second         // NewMachine's now (0) + the commit period (before the fence at 4s)
+	)
+	cases := []struct {
+		name               string
+		at                 time.Duration
+		ev                 Event
+		wantRead, wantPoll bool
+	}{
+		{name: "beat tick within the read slack", at: 1500 * time.Millisecond, ev: Tick{Beat: true}, wantRead: true},
+		{name: "plain tick within the read slack", at: 1500 * time.Millisecond, ev: Tick{}},
+		{name: "heartbeat within the read slack", at: 1500 * time.Millisecond, ev: Heartbeat{Sent: 1400 * time.Millisecond}},
+		{name: "beat tick before the read slack", at: 1 * time.Second, ev: Tick{Beat: true}},
+		{name: "plain tick when the read is due", at: readDue, ev: Tick{}, wantRead: true},
+		{name: "beat tick within the commit slack", at: 2500 * time.Millisecond, ev: Tick{Beat: true}, wantRead: true, wantPoll: true},
+		{name: "plain tick within the commit slack", at: 2500 * time.Millisecond, ev: Tick{}, wantRead: true},
+		{name: "plain tick when the commit is due", at: commitDue, ev: Tick{}, wantRead: true, wantPoll: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := NewMachine(Config{
+				Self: "w1", Streams: []Stream{{ID: "s"}}, LeasePeriod: 6 * time.Second,
+				RebalancePeriod: 5 * time.Second, StealGracePeriod: 10 * time.Second, CommitPeriod: 3 * time.Second,
+				ReadSlack: time.Second, CommitSlack: time.Second,
+			}, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Step(0, Heartbeat{Sent: 0})
+			m.Step(100*time.Millisecond, TableRead{
+				Sent: 50 * time.Millisecond, Received: 100 * time.Millisecond,
+				Workers: []checkpointer.WorkerRow{{ID: "w1", Heartbeat: 1}},
+				Streams: []StreamRead{{Stream: "s", Listing: true}},
+			})
+			if m.Fenced() {
+				t.Fatal("setup: the machine is still fenced")
+			}
+			if got := m.NextWake(); got != readDue {
+				t.Fatalf("NextWake %v, want the read's due time %v", got, readDue)
+			}
+			out := m.Step(tc.at, tc.ev)
+			if has[ReadTable](out) != tc.wantRead || has[CollectProgress](out) != tc.wantPoll {
+				t.Fatalf("at %v: %v, want a read %v and a commit %v", tc.at, out, tc.wantRead, tc.wantPoll)
+			}
+		})
+	}
+}
+
+func TestConfigValidateSlack(t *testing.T) {
+	base := Config{
+		Self: "w1", Streams: []Stream{{ID: "s"}}, LeasePeriod: 6 * time.Second,
+		RebalancePeriod: 5 * time.Second, StealGracePeriod: 10 * time.Second, CommitPeriod: 5 * time.Second,
+	}
+	cases := []struct {
+		name         string
+		read, commit time.Duration
+		ok           bool
+	}{
+		{"none", 0, 0, true},
+		{"under the periods", 1999 * time.Millisecond, 4999 * time.Millisecond, true},
+		{"read slack a heartbeat period", 2 * time.Second, 0, false},
+		{"commit slack a commit period", 0, 5 * time.Second, false},
+		{"negative", -time.Millisecond, 0, false},
+	}
+	for _, tc := range cases {
+		c := base
+		c.ReadSlack, c.CommitSlack = tc.read, tc.commit
+		if err := c.Validate(); (err == nil) != tc.ok {
+			t.Errorf("%s: Validate() = %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}

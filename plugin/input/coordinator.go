@@ -61,6 +61,7 @@ type coordinator struct {
 	beaten    chan lease.Heartbeat // the heartbeat's results: never waits behind other events
 	consumers map[lease.Key]ownedConsumer
 	queue     []lease.Write // writes waiting for a place in the pool
+	phaseSeq  int           // readers started, to spread them over the idle grid's phases
 	pool      chan lease.Write
 	done      bool
 
@@ -77,6 +78,10 @@ func newCoordinator(conf inputConfig, res *service.Resources, metrics *inputMetr
 		Self: table.WorkerID(), LeasePeriod: conf.leasePeriod, HeartbeatPeriod: heartbeat,
 		RebalancePeriod: conf.rebalancePeriod, StealGracePeriod: conf.stealGracePeriod, CommitPeriod: conf.commitPeriod,
 		MaxMoves: conf.maxMoves, Seed: rand.Uint64(),
+		// The heartbeat ticks the machine (heartbeats): the read and the commit go out in the
+		// heartbeat's wake-up. Half a period of slack puts the read on the heartbeat's beat
+		// within one period, whatever its phase; the commit may be up to a period early.
+		ReadSlack: heartbeat / 2, CommitSlack: min(heartbeat, conf.commitPeriod/2),
 	}
 	for _, s := range conf.streams {
 		lc.Streams = append(lc.Streams, lease.Stream{ID: s.id, Shards: s.shards})
@@ -240,6 +245,12 @@ func (c *coordinator) heartbeats(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		// The machine's read and commit join this wake-up (lease.Config.ReadSlack); if the loop
+		// is busy it does them on its own schedule.
+		select {
+		case c.events <- lease.Tick{Beat: true}:
+		default:
+		}
 		sent, err := c.beat(ctx)
 		if err != nil && ctx.Err() == nil {
 			c.log.Warnf("Heartbeat to dynamodb table %s failed: %v", c.table.Name(), err)
@@ -389,6 +400,7 @@ func (c *coordinator) startReading(io context.Context, wg *sync.WaitGroup, in le
 		}
 		reader := newShardReader(c.kin, in.Key.Stream, in.Key.Shard, start, c.conf.pace)
 		reader.limit = c.conf.pollLimit
+		reader.pace.phase = c.idlePhase()
 		reader.onThrottle = func() { c.metrics.throttles.Incr(1, in.Key.Stream, in.Key.Shard) }
 		oc.cons = newShardConsumer(in.Key.Stream, in.Key.Shard, reader, resume, c.deps)
 		c.log.With("stream", in.Key.Stream, "shard", in.Key.Shard, "epoch", in.Epoch).
@@ -406,6 +418,19 @@ func (c *coordinator) startReading(io context.Context, wg *sync.WaitGroup, in le
 			Progressed: s.reader.answers > before,
 		})
 	})
+}
+
+// idleGroup is the most readers whose calls at the tip share a wake-up: enough that an idle
+// input of up to that many shards wakes once a second, few enough that a worker of a thousand
+// idle shards does not make a thousand calls, on as many connections, at one instant.
+const idleGroup = 64
+
+// idlePhase is the phase of the idle grid (see pacing.idleAt) for the next reader started: the
+// readers take the ceil(readers/idleGroup) phases, spaced evenly, in turn.
+func (c *coordinator) idlePhase() time.Duration {
+	slots := len(c.consumers)/idleGroup + 1
+	c.phaseSeq++
+	return time.Duration(c.phaseSeq%slots) * c.conf.pace.idleWait / time.Duration(slots)
 }
 
 func describeStart(s lease.Start) string {

@@ -41,6 +41,9 @@ type pacing struct {
 	// throttleBase and throttleMax bound the jittered backoff after
 	// ProvisionedThroughputExceededException.
 	throttleBase, throttleMax time.Duration
+	// phase shifts the grid of idle calls (see idleAt) for this reader: the readers of a
+	// process share a few phases, so that each wake-up serves a group of them.
+	phase time.Duration
 }
 
 var defaultPacing = pacing{
@@ -50,17 +53,43 @@ var defaultPacing = pacing{
 	throttleMax:  5 * time.Second,
 }
 
-// nextDelay is the wait before the next GetRecords call of a shard, given
-// how long ago the last call started and what it returned.
-func (p pacing) nextDelay(sinceLastCall time.Duration, records int, millisBehind int64) time.Duration {
-	wait := p.minInterval
+// nextDelay is the wait at now before the next GetRecords call of a shard, given when the
+// last call started and what it returned. Times are on the monotonic clock of monoBase.
+func (p pacing) nextDelay(lastCall, now time.Duration, records int, millisBehind int64) time.Duration {
+	at := lastCall + p.minInterval
 	if records == 0 && millisBehind == 0 {
-		wait = p.idleWait // at the tip: nothing to hurry for
+		at = max(at, p.idleAt(lastCall)) // at the tip: nothing to hurry for
 	}
-	if d := wait - sinceLastCall; d > 0 {
-		return d
+	return max(at-now, 0)
+}
+
+// idleAt is when a reader at the tip calls again after a call at last: at the first point of
+// a process-wide grid of idleWait (shifted by phase) that is at least minInterval after it, so
+// that the idle readers of a process wake together. On an idle input each wake-up from sleep costs more CPU
+// than the call it makes (a call made alongside others costs a fraction of one made alone), so
+// one wake-up a second for every shard rather than one per shard is most of the saving. The
+// call is never later than idleWait after the last one, so a record waits no longer than it
+// would without the grid: when no grid point falls in that window (the last call was just
+// before one), the reader calls as soon as minInterval allows, and the call after lands on the
+// grid.
+func (p pacing) idleAt(last time.Duration) time.Duration {
+	earliest := last + p.minInterval
+	if p.idleWait <= 0 {
+		return last + p.idleWait
 	}
-	return 0
+	// The first grid point at or after earliest: phase + k*idleWait.
+	off := (earliest - p.phase) % p.idleWait
+	if off < 0 {
+		off += p.idleWait
+	}
+	g := earliest
+	if off > 0 {
+		g += p.idleWait - off
+	}
+	if g <= last+p.idleWait {
+		return g
+	}
+	return earliest
 }
 
 // throttleDelay is the jittered backoff after the n-th throttled call in a row.
@@ -110,7 +139,7 @@ func (r *shardReader) plannedDelay() time.Duration {
 	if r.lastCall.IsZero() {
 		return 0
 	}
-	return r.pace.nextDelay(time.Since(r.lastCall), r.lastCount, r.lastBehind)
+	return r.pace.nextDelay(r.lastCall.Sub(monoBase), mono(), r.lastCount, r.lastBehind)
 }
 
 // rewind makes the next call read again from the record at seq: records the reader returned
@@ -132,8 +161,9 @@ func (r *shardReader) next(ctx context.Context) (fetched, error) {
 	if r.ended {
 		return fetched{}, errShardEnded
 	}
+
 	if !r.lastCall.IsZero() {
-		if d := r.pace.nextDelay(time.Since(r.lastCall), r.lastCount, r.lastBehind); d > 0 {
+		if d := r.plannedDelay(); d > 0 {
 			if err := kinesisapi.Sleep(ctx, d); err != nil {
 				return fetched{}, err
 			}

@@ -17,24 +17,52 @@ import (
 )
 
 func TestPacingNextDelay(t *testing.T) {
-	p := defaultPacing
+	p := defaultPacing // 200ms apart at least; at the tip, on the grid of whole seconds
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 	for _, c := range []struct {
-		name         string
-		since        time.Duration
-		records      int
-		millisBehind int64
-		want         time.Duration
+		name          string
+		lastCall, now time.Duration
+		records       int
+		millisBehind  int64
+		want          time.Duration
 	}{
-		{"behind, just called", 0, 100, 5000, 200 * time.Millisecond},
-		{"behind, call took 150ms", 150 * time.Millisecond, 100, 5000, 50 * time.Millisecond},
-		{"behind, call took longer than the interval", 300 * time.Millisecond, 100, 5000, 0},
-		{"records at the tip: go again soon", 0, 10, 0, 200 * time.Millisecond},
-		{"empty but behind (a gap in the shard)", 0, 0, 1000, 200 * time.Millisecond},
-		{"idle at the tip", 0, 0, 0, time.Second},
-		{"idle at the tip after a slow call", 400 * time.Millisecond, 0, 0, 600 * time.Millisecond},
+		{"behind, just called", ms(5300), ms(5300), 100, 5000, ms(200)},
+		{"behind, call took 150ms", ms(5300), ms(5450), 100, 5000, ms(50)},
+		{"behind, call took longer than the interval", ms(5300), ms(5600), 100, 5000, 0},
+		{"records at the tip: go again soon", ms(5300), ms(5300), 10, 0, ms(200)},
+		{"empty but behind (a gap in the shard)", ms(5300), ms(5300), 0, 1000, ms(200)},
+		{"idle at the tip, on the grid", ms(5000), ms(5000), 0, 0, time.Second},
+		{"idle at the tip, off the grid: to the next point", ms(5300), ms(5300), 0, 0, ms(700)},
+		{"idle at the tip after a slow call", ms(5300), ms(5700), 0, 0, ms(300)},
+		{"idle at the tip, call took longer than idle_wait", ms(5300), ms(6500), 0, 0, 0},
+		{"idle, a grid point exactly min_interval on", ms(5800), ms(5800), 0, 0, ms(200)},
+		{"idle, just before a grid point: early, not late", ms(5900), ms(5900), 0, 0, ms(200)},
+		{"idle, the call after that one: on the grid", ms(6100), ms(6100), 0, 0, ms(900)},
 	} {
-		if got := p.nextDelay(c.since, c.records, c.millisBehind); got != c.want {
+		if got := p.nextDelay(c.lastCall, c.now, c.records, c.millisBehind); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// At the tip, whatever the time of the first call and the grid's phase, every gap is within
+// [min_interval, idle_wait] and the calls are on the grid from the third on.
+func TestPacingIdleGrid(t *testing.T) {
+	for _, phase := range []time.Duration{0, 250 * time.Millisecond, 999 * time.Millisecond} {
+		p := defaultPacing
+		p.phase = phase
+		for start := time.Duration(0); start < 3*time.Second; start += 7 * time.Millisecond {
+			last := start
+			for call := 1; call <= 5; call++ {
+				next := last + p.nextDelay(last, last, 0, 0)
+				if gap := next - last; gap < p.minInterval || gap > p.idleWait {
+					t.Fatalf("phase %v, first call at %v: call %d %v after the one before", phase, start, call+1, gap)
+				}
+				if call >= 2 && (next-phase)%p.idleWait != 0 {
+					t.Fatalf("phase %v, first call at %v: call %d at %v, off the grid", phase, start, call+1, next)
+				}
+				last = next
+			}
 		}
 	}
 }

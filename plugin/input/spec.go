@@ -144,7 +144,7 @@ A table with a string HASH key `+"`StreamID`"+` and a string RANGE key `+"`Shard
 					Description("The least time between two GetRecords calls of one shard. Kinesis allows 5 calls per second per shard, shared by all consumers.").
 					Default("200ms"),
 				service.NewDurationField(fieldPollIdleWait).
-					Description("The pause after a call at the tip of a shard that returned nothing new.").
+					Description("The longest pause after a call at the tip of a shard that returned nothing new. The readers at the tip call together, on a shared beat of this period (one wake-up for up to 64 shards), so a pause may be shorter.").
 					Default("1s"),
 				service.NewIntField(fieldPollLimit).
 					Description("The most records one GetRecords call returns (at most 10,000).").

@@ -39,8 +39,12 @@ type pacing struct {
 	// nothing new; behind the tip there is none beyond minInterval.
 	idleWait time.Duration
 	// throttleBase and throttleMax bound the jittered backoff after
-	// ProvisionedThroughputExceededException.
+	// ProvisionedThroughputExceededException (and after an iterator that expires again at once).
 	throttleBase, throttleMax time.Duration
+	// callTimeout bounds one GetRecords or GetShardIterator call: a call that gets no answer
+	// (a network black hole) fails after it, and the consumer's run ends and restarts where it
+	// was, instead of holding its partial batch for as long as the network is gone.
+	callTimeout time.Duration
 	// phase shifts the grid of idle calls (see idleAt) for this reader: the readers of a
 	// process share a few phases, so that each wake-up serves a group of them.
 	phase time.Duration
@@ -51,6 +55,7 @@ var defaultPacing = pacing{
 	idleWait:     time.Second,
 	throttleBase: 250 * time.Millisecond,
 	throttleMax:  5 * time.Second,
+	callTimeout:  10 * time.Second,
 }
 
 // nextDelay is the wait at now before the next GetRecords call of a shard, given when the
@@ -124,13 +129,16 @@ type shardReader struct {
 	lastCount  int
 	lastBehind int64
 	throttles  int // consecutive throttled calls
+	expiries   int // consecutive ExpiredIteratorExceptions
+	// sleep waits between calls (kinesisapi.Sleep; tests record the waits instead).
+	sleep      func(ctx context.Context, d time.Duration) error
 	ended      bool
 	answers    int    // GetRecords calls answered: a consumer that got any made progress
 	onThrottle func() // called for every throttled call, if set
 }
 
 func newShardReader(client kinesisAPI, stream, shardID string, start startPosition, pace pacing) *shardReader {
-	return &shardReader{client: client, stream: kinesisapi.Stream(stream), shardID: shardID, start: start, pace: pace, limit: 10000}
+	return &shardReader{client: client, stream: kinesisapi.Stream(stream), shardID: shardID, start: start, pace: pace, limit: 10000, sleep: kinesisapi.Sleep}
 }
 
 // plannedDelay is how long the next call to next will wait before calling
@@ -164,7 +172,7 @@ func (r *shardReader) next(ctx context.Context) (fetched, error) {
 
 	if !r.lastCall.IsZero() {
 		if d := r.plannedDelay(); d > 0 {
-			if err := kinesisapi.Sleep(ctx, d); err != nil {
+			if err := r.sleep(ctx, d); err != nil {
 				return fetched{}, err
 			}
 		}
@@ -176,9 +184,7 @@ func (r *shardReader) next(ctx context.Context) (fetched, error) {
 			}
 		}
 		r.lastCall = time.Now()
-		out, err := r.client.GetRecords(ctx, &kinesis.GetRecordsInput{
-			ShardIterator: r.iterator, Limit: aws.Int32(r.limit), StreamARN: r.stream.ARN(),
-		})
+		out, err := r.getRecords(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return fetched{}, ctx.Err()
@@ -192,12 +198,21 @@ func (r *shardReader) next(ctx context.Context) (fetched, error) {
 				if r.onThrottle != nil {
 					r.onThrottle()
 				}
-				if err := kinesisapi.Sleep(ctx, r.pace.throttleDelay(r.throttles)); err != nil {
+				if err := r.sleep(ctx, r.pace.throttleDelay(r.throttles)); err != nil {
 					return fetched{}, err
 				}
 				continue
 			case errors.As(err, &expired):
 				r.iterator = nil // renewed from the last record read
+				// Once is normal (a pipeline that held the consumer past 5 minutes); again
+				// at once, the renewal would spin, and Kinesis allows 5 GetShardIterator
+				// calls per second per shard: back off as from a throttle.
+				r.expiries++
+				if r.expiries > 1 {
+					if err := r.sleep(ctx, r.pace.throttleDelay(r.expiries-1)); err != nil {
+						return fetched{}, err
+					}
+				}
 				continue
 			case kinesisapi.IsNotFound(err):
 				// Not NotFound's wording: the answer may be about the shard.
@@ -205,7 +220,7 @@ func (r *shardReader) next(ctx context.Context) (fetched, error) {
 			}
 			return fetched{}, fmt.Errorf("read shard %s of %s: %w", r.shardID, r.stream, err)
 		}
-		r.throttles = 0
+		r.throttles, r.expiries = 0, 0
 		r.answers++
 		r.iterator = out.NextShardIterator
 		if r.iterator == nil {
@@ -221,6 +236,22 @@ func (r *shardReader) next(ctx context.Context) (fetched, error) {
 		}
 		return fetched{records: out.Records, millisBehind: r.lastBehind}, nil
 	}
+}
+
+// getRecords makes one GetRecords call, bounded by the call timeout.
+func (r *shardReader) getRecords(ctx context.Context) (*kinesis.GetRecordsOutput, error) {
+	cctx, cancel := r.callContext(ctx)
+	defer cancel()
+	return r.client.GetRecords(cctx, &kinesis.GetRecordsInput{
+		ShardIterator: r.iterator, Limit: aws.Int32(r.limit), StreamARN: r.stream.ARN(),
+	})
+}
+
+func (r *shardReader) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if r.pace.callTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, r.pace.callTimeout)
 }
 
 // renewIterator gets an iterator after the last record read, or at the start
@@ -245,7 +276,9 @@ func (r *shardReader) renewIterator(ctx context.Context) error {
 	default:
 		in.ShardIteratorType = types.ShardIteratorTypeTrimHorizon
 	}
-	out, err := r.client.GetShardIterator(ctx, in)
+	cctx, cancel := r.callContext(ctx)
+	out, err := r.client.GetShardIterator(cctx, in)
+	cancel()
 	if err != nil {
 		if kinesisapi.IsNotFound(err) {
 			return fmt.Errorf("iterator for shard %s of %s: the stream or shard does not exist: %w", r.shardID, r.stream, err)

@@ -253,3 +253,73 @@ func TestReaderDrainsClosedShard(t *testing.T) {
 		t.Fatalf("read %d records of the closed shard, want 50", n)
 	}
 }
+
+// Found by the fault suite (TestChaosReadErrors): an iterator that expires again at once was
+// renewed at once, over and over (about 80 GetShardIterator calls a second per shard, where
+// Kinesis allows 5). The first renewal is immediate; repeated ones back off like throttles, and
+// a good answer resets the count.
+func TestReaderBacksOffFromRepeatedlyExpiringIterators(t *testing.T) {
+	s := &scriptedReads{}
+	for i := 1; i <= 4; i++ {
+		s.records = append(s.records, types.Record{SequenceNumber: aws.String(fmt.Sprint(i * 10)), Data: []byte{byte(i)}})
+	}
+	expired := func() error { return &types.ExpiredIteratorException{Message: aws.String("expired")} }
+	s.failures = []error{expired(), expired(), expired(), expired()}
+	pace := pacing{minInterval: time.Millisecond, idleWait: time.Millisecond, throttleBase: time.Second, throttleMax: 8 * time.Second}
+	r := newShardReader(s, "s", "shard-1", startPosition{}, pace)
+	var waits []time.Duration
+	r.sleep = func(_ context.Context, d time.Duration) error {
+		waits = append(waits, d)
+		return nil
+	}
+	if _, err := r.next(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Four expiries: the first renewed at once, then back-offs of about 1 s, 2 s, 4 s
+	// (jittered between half and all of each).
+	if len(waits) != 3 {
+		t.Fatalf("waited %v; want three back-offs after four expiries in a row", waits)
+	}
+	for i, w := range waits {
+		want := time.Second << i
+		if w < want/2 || w > want {
+			t.Fatalf("back-off %d is %v, want between %v and %v", i+1, w, want/2, want)
+		}
+	}
+	if len(s.iterators) != 5 {
+		t.Fatalf("%d GetShardIterator calls, want 5 (the start and one per expiry)", len(s.iterators))
+	}
+	s.failures = []error{expired()}
+	waits = nil
+	if _, err := r.next(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range waits {
+		if w >= time.Second/2 {
+			t.Fatalf("after a good answer an expiry backed off %v: the count was not reset", w)
+		}
+	}
+}
+
+// blackHole is a Kinesis that never answers, until the caller's context ends.
+type blackHole struct{ scriptedReads }
+
+func (*blackHole) GetRecords(ctx context.Context, _ *kinesis.GetRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// Found by the fault suite: a GetRecords call into a network black hole waited for as long as
+// the network was gone, holding its consumer's partial batch. Each call is bounded by
+// callTimeout; the run then ends with an error (and is restarted where it was).
+func TestReaderCallTimeout(t *testing.T) {
+	pace := defaultPacing
+	pace.callTimeout = 10 * time.Millisecond
+	r := newShardReader(&blackHole{}, "s", "shard-1", startPosition{}, pace)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := r.next(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		t.Fatalf("got %v; want the call's own deadline, the caller's context alive", err)
+	}
+}

@@ -2,13 +2,12 @@ package output
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisapi"
 )
 
 // The shard map: loaded at Connect, refreshed on a period and after a
@@ -22,36 +21,23 @@ type shardState struct {
 
 // loadShardMap lists the stream's shards, every page, and maps the open ones.
 func (w *kinesisWriter) loadShardMap(ctx context.Context) (*shardMap, error) {
-	name, arn := w.streamRef()
-	in := &kinesis.ListShardsInput{StreamName: name, StreamARN: arn}
+	shards, err := kinesisapi.ListShards(ctx, w.client, kinesisapi.Stream(w.conf.stream), 0)
+	if err != nil {
+		return nil, err
+	}
 	var open []shardBounds
-	for {
-		out, err := w.client.ListShards(ctx, in)
-		if err != nil {
-			var nf *types.ResourceNotFoundException
-			if errors.As(err, &nf) {
-				return nil, fmt.Errorf("list shards of %s: stream does not exist: %w", w.conf.stream, err)
-			}
-			return nil, fmt.Errorf("list shards of %s: %w", w.conf.stream, err)
+	for _, s := range shards {
+		if s.SequenceNumberRange != nil && s.SequenceNumberRange.EndingSequenceNumber != nil {
+			continue // closed by a split or merge: no longer takes writes
 		}
-		for _, s := range out.Shards {
-			if s.SequenceNumberRange != nil && s.SequenceNumberRange.EndingSequenceNumber != nil {
-				continue // closed by a split or merge: no longer takes writes
-			}
-			if s.HashKeyRange == nil {
-				continue
-			}
-			open = append(open, shardBounds{
-				id:              aws.ToString(s.ShardId),
-				startingHashKey: aws.ToString(s.HashKeyRange.StartingHashKey),
-				endingHashKey:   aws.ToString(s.HashKeyRange.EndingHashKey),
-			})
+		if s.HashKeyRange == nil {
+			continue
 		}
-		if out.NextToken == nil || *out.NextToken == "" {
-			break
-		}
-		// A paged call names the stream by the token alone.
-		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
+		open = append(open, shardBounds{
+			id:              aws.ToString(s.ShardId),
+			startingHashKey: aws.ToString(s.HashKeyRange.StartingHashKey),
+			endingHashKey:   aws.ToString(s.HashKeyRange.EndingHashKey),
+		})
 	}
 	if len(open) == 0 {
 		return nil, fmt.Errorf("stream %s has no open shards", w.conf.stream)

@@ -2,17 +2,16 @@ package output
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisapi"
 )
 
 // kinesisWriter is the aws_kinesis output: a service.BatchOutput.
@@ -57,10 +56,8 @@ func newKinesisWriter(conf writerConfig, res *service.Resources, newClient func(
 // streamRef names the stream in a request: by ARN when the user gave one, by
 // name otherwise (some emulators reject ARNs).
 func (w *kinesisWriter) streamRef() (name, arn *string) {
-	if strings.HasPrefix(w.conf.stream, "arn:") {
-		return nil, aws.String(w.conf.stream)
-	}
-	return aws.String(w.conf.stream), nil
+	s := kinesisapi.Stream(w.conf.stream)
+	return s.Name(), s.ARN()
 }
 
 // writerRun is one connection of the writer: its queues, and the goroutines
@@ -116,9 +113,8 @@ func (w *kinesisWriter) Connect(ctx context.Context) error {
 }
 
 func (w *kinesisWriter) describeError(err error) error {
-	var nf *types.ResourceNotFoundException
-	if errors.As(err, &nf) {
-		return fmt.Errorf("stream %s does not exist: %w", w.conf.stream, err)
+	if kinesisapi.IsNotFound(err) {
+		return kinesisapi.NotFound(kinesisapi.Stream(w.conf.stream), err)
 	}
 	return fmt.Errorf("describe stream %s: %w", w.conf.stream, err)
 }
@@ -146,17 +142,7 @@ func (w *kinesisWriter) Close(ctx context.Context) error {
 	}
 }
 
-// sleepCtx waits d or until ctx is done.
+// sleepCtx waits d (at least a millisecond) or until ctx is done.
 func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		d = time.Millisecond
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return kinesisapi.Sleep(ctx, max(d, time.Millisecond))
 }

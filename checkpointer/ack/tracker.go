@@ -147,6 +147,11 @@ func (t *Tracker) Committed(pos Position) bool {
 	return true
 }
 
+// Last is the position of the last delivered batch, or the Resume start (zero: neither). A
+// reader that reads again from before it (a rewind, or a resume inside a KPL aggregate) skips
+// what is not after it.
+func (t *Tracker) Last() Position { return t.last }
+
 // InFlight returns the number of messages delivered and not yet in the acknowledged prefix
 // (including acknowledged batches behind an unacknowledged one): the figure to keep under
 // checkpoint_limit.

@@ -3,6 +3,7 @@ package input
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/benthos-kinesis/benthos-kinesis/checkpointer/ack"
 	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisapi"
+	"github.com/benthos-kinesis/benthos-kinesis/internal/kpl"
 )
 
 // delivery is one batch on its way to ReadBatch. ctx is its consumer's
@@ -341,7 +343,9 @@ type shardConsumer struct {
 	wasLost     bool                 // lost was called
 	inPipeline  map[*flight]struct{} // handed out by ReadBatch and not answered yet
 
-	meta *recordMeta // used by the run goroutine only
+	meta        *recordMeta      // used by the run goroutine only
+	deaggregate bool             // split KPL aggregates into their user records
+	users       []kpl.UserRecord // the run goroutine's buffer for split
 
 	// cancel stops the consumer at once without waiting for its goroutine
 	// (halt). Set by newShardConsumer, never changed: the coordinator may
@@ -362,7 +366,8 @@ func newShardConsumer(stream, shard string, reader *shardReader, resumeAfter ack
 	s := &shardConsumer{
 		stream: stream, shard: shard, reader: reader,
 		out: c.out, gate: c.gate, limit: c.limit, policy: c.policy, period: c.period, res: c.res, metrics: c.metrics,
-		tracker: ack.New(),
+		deaggregate: !c.raw,
+		tracker:     ack.New(),
 	}
 	s.cond = sync.NewCond(&s.mu)
 	s.cancel = s.halt
@@ -379,6 +384,8 @@ type consumerDeps struct {
 	period  time.Duration
 	res     *service.Resources
 	metrics *inputMetrics
+	// raw: deliver KPL aggregates as they are (deaggregate: false); the zero value splits them.
+	raw bool
 }
 
 // start runs the consumer until ctx ends, the shard ends or reading fails,
@@ -473,6 +480,12 @@ func (s *shardConsumer) run(ctx context.Context) error {
 			s.reader.rewind(undelivered)
 		}
 	}()
+	// floor: what was delivered already (or the checkpoint, at first). Reading may start before
+	// it: after a rewind, or at the aggregate a checkpoint is inside of; what is not after it is
+	// skipped.
+	s.mu.Lock()
+	floor := s.tracker.Last()
+	s.mu.Unlock()
 	var batcher *service.Batcher
 	if !s.policy.IsNoop() {
 		b, err := s.policy.NewBatcher(s.res)
@@ -543,28 +556,58 @@ func (s *shardConsumer) run(ctx context.Context) error {
 		meta := s.metaFor(f)
 		for i := range f.records {
 			rec := &f.records[i]
-			pos, err := ack.ParseSequenceNumber(aws.ToString(rec.SequenceNumber))
-			if err != nil {
-				return err
+			seq := aws.ToString(rec.SequenceNumber)
+			users, aggErr := s.split(rec)
+			n := 1 // a plain record (or an aggregate that does not parse) is one message
+			if users != nil {
+				n = len(users) // an aggregate of no user records gives none
 			}
-			msg := meta.message(rec)
-			if batcher == nil {
-				if err := s.deliver(ctx, service.MessageBatch{msg}, pos); err != nil {
+			for j := range n {
+				// The last user record of an aggregate stands for the whole record: a
+				// checkpoint there resumes after the record, not inside it.
+				sub := ack.WholeRecord
+				if users != nil && j < n-1 {
+					sub = uint64(j)
+				}
+				pos, err := ack.ParsePosition(seq, sub)
+				if err != nil {
 					return err
 				}
-				undelivered = seqAt(f.records, i+1)
-				continue
-			}
-			if len(pending) == 0 {
-				firstAdded = time.Now()
-			}
-			pending = append(pending, msg)
-			pendingPos = pos
-			if batcher.Add(msg) {
-				if err := flush(); err != nil {
-					return err
+				if pos.Compare(floor) <= 0 {
+					continue // delivered before a rewind, or before the checkpoint inside an aggregate
 				}
-				undelivered = seqAt(f.records, i+1)
+				var msg *service.Message
+				if users != nil {
+					msg = meta.userMessage(rec, &users[j], j)
+				} else {
+					msg = meta.message(rec)
+					if aggErr != nil {
+						msg.MetaSetMut("kinesis_kpl_error", aggErr.Error())
+					}
+				}
+				// Where the next run starts if this one ends after msg is handed out.
+				next := seqAt(f.records, i+1)
+				if j < n-1 {
+					next = seq
+				}
+				if batcher == nil {
+					if err := s.deliver(ctx, service.MessageBatch{msg}, pos); err != nil {
+						return err
+					}
+					undelivered = next
+					continue
+				}
+				if len(pending) == 0 {
+					firstAdded = time.Now()
+				}
+				pending = append(pending, msg)
+				pendingPos = pos
+				if batcher.Add(msg) {
+					if err := flush(); err != nil {
+						return err
+					}
+					undelivered = next
+				}
 			}
 		}
 		// Caught up with the shard: a partial batch would otherwise wait
@@ -681,6 +724,24 @@ func (s *shardConsumer) unclaimLocked() {
 	}
 }
 
+// split returns the user records of a KPL aggregated record, or nil for a plain one (or with
+// deaggregation off). An aggregate that does not parse (wrong checksum, bad protobuf) is passed
+// through as one plain record, as the KCL does: err says why, and it is counted.
+func (s *shardConsumer) split(rec *types.Record) (users []kpl.UserRecord, err error) {
+	if !s.deaggregate || !kpl.IsAggregated(rec.Data) {
+		return nil, nil
+	}
+	s.users, err = kpl.AppendDeaggregate(s.users[:0], rec.Data)
+	if err != nil {
+		s.metrics.kplMalformed.Incr(1, s.stream, s.shard)
+		return nil, fmt.Errorf("KPL aggregate passed through as one record: %w", err)
+	}
+	if s.users == nil {
+		s.users = []kpl.UserRecord{}
+	}
+	return s.users, nil
+}
+
 // recordMeta holds the metadata values shared by the records of one
 // GetRecords answer, boxed once: MetaSetMut takes any, and boxing a string
 // allocates.
@@ -715,5 +776,18 @@ func (m *recordMeta) message(rec *types.Record) *service.Message {
 		msg.MetaSetMut("kinesis_arrival_timestamp", m.lastArrivalV)
 	}
 	msg.MetaSetMut("kinesis_millis_behind", m.millisBehind)
+	return msg
+}
+
+// userMessage makes a Benthos message of user record u, number sub of the KPL aggregate rec:
+// the record's metadata with the user record's own keys and its sub-sequence number.
+func (m *recordMeta) userMessage(rec *types.Record, u *kpl.UserRecord, sub int) *service.Message {
+	msg := m.message(rec)
+	msg.SetBytes(u.Data)
+	msg.MetaSetMut("kinesis_partition_key", u.PartitionKey)
+	msg.MetaSetMut("kinesis_sub_sequence_number", strconv.Itoa(sub))
+	if u.ExplicitHashKey != "" {
+		msg.MetaSetMut("kinesis_explicit_hash_key", u.ExplicitHashKey)
+	}
 	return msg
 }

@@ -392,6 +392,7 @@ func (c *coordinator) startReading(io context.Context, wg *sync.WaitGroup, in le
 		switch in.Start.Kind {
 		case lease.StartAfter:
 			start.afterSequence, resume = in.Start.After.SequenceNumber(), in.Start.After
+			_, start.insideAggregate = in.Start.After.SubSequence()
 		case lease.StartAtTimestamp:
 			at := in.Start.At
 			start.atTimestamp = &at

@@ -191,7 +191,7 @@ func (k *kinesisInput) Connect(ctx context.Context) error {
 	if err := table.EnsureTable(ctx, k.conf.create, k.conf.billingMode, k.conf.rcu, k.conf.wcu); err != nil {
 		return err
 	}
-	deps := &consumerDeps{out: k.out, gate: k.gate, limit: k.conf.checkpointLimit, policy: k.policy, res: k.res, metrics: k.metrics}
+	deps := &consumerDeps{out: k.out, gate: k.gate, limit: k.conf.checkpointLimit, policy: k.policy, res: k.res, metrics: k.metrics, raw: !k.conf.deaggregate}
 	if k.policy.Period != "" {
 		if deps.period, err = time.ParseDuration(k.policy.Period); err != nil {
 			return fmt.Errorf("batching.period: %w", err)

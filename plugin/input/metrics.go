@@ -12,6 +12,7 @@ type inputMetrics struct {
 	checkpoints           *service.MetricCounter // stream, shard
 	takes, handoffs, lost *service.MetricCounter // stream
 	throttles             *service.MetricCounter // stream, shard
+	kplMalformed          *service.MetricCounter // stream, shard
 }
 
 func newInputMetrics(m *service.Metrics) *inputMetrics {
@@ -25,6 +26,7 @@ func newInputMetrics(m *service.Metrics) *inputMetrics {
 		handoffs:     m.NewCounter("kinesis_input_lease_handoffs", "stream"),
 		lost:         m.NewCounter("kinesis_input_lease_losses", "stream"),
 		throttles:    m.NewCounter("kinesis_input_throttles", "stream", "shard"),
+		kplMalformed: m.NewCounter("kinesis_input_kpl_malformed", "stream", "shard"),
 	}
 }
 

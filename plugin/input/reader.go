@@ -25,9 +25,13 @@ type kinesisAPI interface {
 // startPosition is where a shard reader begins when it has no checkpoint of
 // its own to resume after.
 type startPosition struct {
-	afterSequence string     // resume after this record (a checkpoint)
-	atTimestamp   *time.Time // else from the first record at or after this time
-	latest        bool       // else from the tip (start_from_oldest: false)
+	afterSequence string // resume after this record (a checkpoint)
+	// insideAggregate: the checkpoint is a user record inside the KPL aggregate afterSequence
+	// (it has a sub-sequence number): read from that record again; the consumer skips the user
+	// records up to the checkpoint.
+	insideAggregate bool
+	atTimestamp     *time.Time // else from the first record at or after this time
+	latest          bool       // else from the tip (start_from_oldest: false)
 	// else from the oldest record (TRIM_HORIZON)
 }
 
@@ -262,6 +266,9 @@ func (r *shardReader) renewIterator(ctx context.Context) error {
 	case r.rewoundTo != "":
 		in.ShardIteratorType = types.ShardIteratorTypeAtSequenceNumber
 		in.StartingSequenceNumber = aws.String(r.rewoundTo)
+	case after == "" && r.start.afterSequence != "" && r.start.insideAggregate:
+		in.ShardIteratorType = types.ShardIteratorTypeAtSequenceNumber
+		in.StartingSequenceNumber = aws.String(r.start.afterSequence)
 	case after == "" && r.start.afterSequence != "":
 		after = r.start.afterSequence
 		fallthrough

@@ -27,6 +27,7 @@ const (
 	fieldRCU              = "read_capacity_units"
 	fieldWCU              = "write_capacity_units"
 	fieldCheckpointLimit  = "checkpoint_limit"
+	fieldDeaggregate      = "deaggregate"
 	fieldCommitPeriod     = "commit_period"
 	fieldStealGrace       = "steal_grace_period"
 	fieldMaxInFlight      = "max_in_flight"
@@ -111,6 +112,10 @@ A table with a string HASH key `+"`StreamID`"+` and a string RANGE key `+"`Shard
 				Default(1024).
 				LintRule(`root = if this < 1 { ["checkpoint_limit must be at least 1"] }`),
 			service.NewAutoRetryNacksToggleField(),
+			service.NewBoolField(fieldDeaggregate).
+				Description("Split records written in the aggregated format of the Kinesis Producer Library (KPL) into their user records, as the KCL does: one message each, with its own partition key, `kinesis_explicit_hash_key` when it has one, and `kinesis_sub_sequence_number`; checkpoints then point at the last acknowledged user record (the table's `SubSequence`), so a restart or a hand-off inside an aggregate resumes at the next user record. Plain records are delivered as they are. An aggregate whose checksum or encoding is wrong is delivered as one plain record with `kinesis_kpl_error` saying why (counted in `kinesis_input_kpl_malformed`). `false` delivers every record as it is, like the built-in.").
+				Default(true).
+				Advanced(),
 			service.NewDurationField(fieldCommitPeriod).
 				Description("How often checkpoints that moved are written. Checkpoints are also written on hand-off, at a shard's end and at shutdown.").
 				Default("5s"),
@@ -238,6 +243,7 @@ type inputConfig struct {
 	billingMode      string
 	rcu, wcu         int64
 	checkpointLimit  int
+	deaggregate      bool
 	commitPeriod     time.Duration
 	stealGracePeriod time.Duration
 	rebalancePeriod  time.Duration
@@ -285,6 +291,9 @@ func inputConfigFromParsed(pConf *service.ParsedConfig) (conf inputConfig, err e
 		return conf, fmt.Errorf("%s.%s must be at least 1", fieldDynamoDB, fieldMaxInFlight)
 	}
 	if conf.checkpointLimit, err = pConf.FieldInt(fieldCheckpointLimit); err != nil {
+		return conf, err
+	}
+	if conf.deaggregate, err = pConf.FieldBool(fieldDeaggregate); err != nil {
 		return conf, err
 	}
 	durations := []struct {

@@ -25,6 +25,10 @@ type Heartbeat struct {
 type ListedShard struct {
 	ID      string
 	Parents []string // ParentShardId and AdjacentParentShardId, when set
+	// StartingHashKey and EndingHashKey are the shard's hash key range (decimal), for the
+	// shell's readers (user records of a KPL aggregate outside it are skipped); the machine
+	// does not use them.
+	StartingHashKey, EndingHashKey string
 }
 
 // StreamRead is what one read of a stream returned: its shards (when listing was asked for) and

@@ -343,6 +343,7 @@ type shardConsumer struct {
 	wasLost     bool                 // lost was called
 	inPipeline  map[*flight]struct{} // handed out by ReadBatch and not answered yet
 
+	hashRange   hashRange        // the shard's; user records of an aggregate outside it are skipped
 	meta        *recordMeta      // used by the run goroutine only
 	deaggregate bool             // split KPL aggregates into their user records
 	users       []kpl.UserRecord // the run goroutine's buffer for split
@@ -576,6 +577,12 @@ func (s *shardConsumer) run(ctx context.Context) error {
 				if pos.Compare(floor) <= 0 {
 					continue // delivered before a rewind, or before the checkpoint inside an aggregate
 				}
+				if users != nil && !s.hashRange.holds(&users[j]) {
+					// A producer aggregated it for this shard before a reshard; the KPL puts
+					// the user records that do not belong again, to their own shard.
+					s.metrics.kplOutOfRange.Incr(1, s.stream, s.shard)
+					continue
+				}
 				var msg *service.Message
 				if users != nil {
 					msg = meta.userMessage(rec, &users[j], j)
@@ -740,6 +747,41 @@ func (s *shardConsumer) split(rec *types.Record) (users []kpl.UserRecord, err er
 		s.users = []kpl.UserRecord{}
 	}
 	return s.users, nil
+}
+
+// hashRange is a shard's hash key range; the zero value (unknown) holds every key.
+type hashRange struct {
+	known      bool
+	start, end kpl.HashKey
+}
+
+func parseHashRange(start, end string) (hashRange, error) {
+	s, err := kpl.ParseHashKey(start)
+	if err != nil {
+		return hashRange{}, fmt.Errorf("starting hash key %q: %w", start, err)
+	}
+	e, err := kpl.ParseHashKey(end)
+	if err != nil {
+		return hashRange{}, fmt.Errorf("ending hash key %q: %w", end, err)
+	}
+	// The whole key space needs no check (and no MD5 per user record).
+	if s == (kpl.HashKey{}) && e == (kpl.HashKey{Hi: ^uint64(0), Lo: ^uint64(0)}) {
+		return hashRange{}, nil
+	}
+	return hashRange{known: true, start: s, end: e}, nil
+}
+
+// holds reports whether u's effective hash key (its explicit hash key, else its partition
+// key's MD5) is in the range. A key that does not parse is kept: delivering it loses nothing.
+func (r hashRange) holds(u *kpl.UserRecord) bool {
+	if !r.known {
+		return true
+	}
+	h, err := u.HashKey()
+	if err != nil {
+		return true
+	}
+	return !h.Less(r.start) && !r.end.Less(h)
 }
 
 // recordMeta holds the metadata values shared by the records of one

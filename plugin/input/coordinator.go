@@ -60,10 +60,12 @@ type coordinator struct {
 	events    chan lease.Event
 	beaten    chan lease.Heartbeat // the heartbeat's results: never waits behind other events
 	consumers map[lease.Key]ownedConsumer
-	queue     []lease.Write // writes waiting for a place in the pool
-	phaseSeq  int           // readers started, to spread them over the idle grid's phases
-	pool      chan lease.Write
-	done      bool
+	// hashRanges are the listed shards' hash key ranges, for the readers' KPL deaggregation.
+	hashRanges map[lease.Key]hashRange
+	queue      []lease.Write // writes waiting for a place in the pool
+	phaseSeq   int           // readers started, to spread them over the idle grid's phases
+	pool       chan lease.Write
+	done       bool
 
 	// crash, when set before ctx ends, makes run return without releasing anything: what
 	// kill -9 leaves behind (tests only).
@@ -209,6 +211,9 @@ func (c *coordinator) run(ctx context.Context) {
 		case hb := <-c.beaten:
 			c.step(io, &wg, hb)
 		case ev := <-c.events:
+			if tr, ok := ev.(lease.TableRead); ok {
+				c.noteHashRanges(tr)
+			}
 			c.step(io, &wg, ev)
 		case <-timer.C:
 			c.step(io, &wg, lease.Tick{})
@@ -404,6 +409,7 @@ func (c *coordinator) startReading(io context.Context, wg *sync.WaitGroup, in le
 		reader.pace.phase = c.idlePhase()
 		reader.onThrottle = func() { c.metrics.throttles.Incr(1, in.Key.Stream, in.Key.Shard) }
 		oc.cons = newShardConsumer(in.Key.Stream, in.Key.Shard, reader, resume, c.deps)
+		oc.cons.hashRange = c.hashRanges[in.Key]
 		c.log.With("stream", in.Key.Stream, "shard", in.Key.Shard, "epoch", in.Epoch).
 			Debugf("Reading shard %s of %s from %s", in.Key.Shard, in.Key.Stream, describeStart(in.Start))
 	}
@@ -419,6 +425,25 @@ func (c *coordinator) startReading(io context.Context, wg *sync.WaitGroup, in le
 			Progressed: s.reader.answers > before,
 		})
 	})
+}
+
+// noteHashRanges keeps the hash key ranges of the shards a table read listed.
+func (c *coordinator) noteHashRanges(tr lease.TableRead) {
+	for _, sr := range tr.Streams {
+		if sr.ListErr != nil {
+			continue
+		}
+		for _, sh := range sr.Listed {
+			r, err := parseHashRange(sh.StartingHashKey, sh.EndingHashKey)
+			if err != nil {
+				continue // no range: every user record is kept
+			}
+			if c.hashRanges == nil {
+				c.hashRanges = map[lease.Key]hashRange{}
+			}
+			c.hashRanges[lease.Key{Stream: sr.Stream, Shard: sh.ID}] = r
+		}
+	}
 }
 
 // idleGroup is the most readers whose calls at the tip share a wake-up: enough that an idle
@@ -587,6 +612,9 @@ func listedShards(ctx context.Context, kin kinesisAPI, stream string) ([]lease.L
 	listed := make([]lease.ListedShard, len(shards))
 	for i, sh := range shards {
 		listed[i].ID = aws.ToString(sh.ShardId)
+		if r := sh.HashKeyRange; r != nil {
+			listed[i].StartingHashKey, listed[i].EndingHashKey = aws.ToString(r.StartingHashKey), aws.ToString(r.EndingHashKey)
+		}
 		for _, p := range []*string{sh.ParentShardId, sh.AdjacentParentShardId} {
 			if id := aws.ToString(p); id != "" {
 				listed[i].Parents = append(listed[i].Parents, id)

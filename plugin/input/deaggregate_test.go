@@ -7,11 +7,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-kinesis/benthos-kinesis/checkpointer/ack"
+	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisapi"
 	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisfake"
 	"github.com/benthos-kinesis/benthos-kinesis/internal/kpl"
+	"github.com/benthos-kinesis/benthos-kinesis/internal/testenv"
 )
 
 // aggregatedShard writes, to a one-shard stream of the in-process fake, a plain record "p0", a
@@ -230,4 +235,96 @@ func fastPacing() pacing {
 	p := defaultPacing
 	p.minInterval, p.idleWait = time.Millisecond, time.Millisecond
 	return p
+}
+
+// After a split, a producer that aggregated user records for the parent may put an aggregate
+// holding user records of both children; it lands on the child its first user record belongs
+// to. The KCL checks each user record's hash key against the shard's range and, finding one
+// outside, drops the whole aggregate (AggregatorUtil.deaggregate), losing the ones inside it
+// too, since the KPL puts again only those that do not belong (awslabs/kinesis-aggregation,
+// potential_data_loss.md). This input skips only the user records outside the shard's range
+// (counted in kinesis_input_kpl_out_of_range) and delivers the others. On kinesis-local, the
+// emulator that splits shards.
+func TestConsumerSkipsUserRecordsOutsideTheShardAfterASplit(t *testing.T) {
+	client := testenv.KinesisMock(t)
+	stream := testenv.CreateStream(t, client, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const mid = "170141183460469231731687303715884105728" // 2^127
+	if _, err := client.SplitShard(ctx, &kinesis.SplitShardInput{
+		StreamName: aws.String(stream), ShardToSplit: aws.String("shardId-000000000000"), NewStartingHashKey: aws.String(mid),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.WaitStreamActive(ctx, client, stream); err != nil {
+		t.Fatal(err)
+	}
+	shards, err := kinesisapi.ListShards(ctx, client, kinesisapi.Stream(stream), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var low *types.Shard // the child holding [0, 2^127)
+	for i := range shards {
+		if aws.ToString(shards[i].HashKeyRange.StartingHashKey) == "0" && shards[i].SequenceNumberRange.EndingSequenceNumber == nil {
+			low = &shards[i]
+		}
+	}
+	if low == nil {
+		t.Fatalf("no open child starting at 0 among %d shards", len(shards))
+	}
+	// User records alternating between the low child (hash keys 1000+i) and the high one
+	// (2^127 + i): the aggregate's hash key is the first's, so it lands on the low child.
+	agg, _ := kpl.NewAggregator(1 << 20)
+	var want []string
+	for i := range 40 {
+		u := kpl.UserRecord{PartitionKey: "k", Data: []byte(fmt.Sprint("u", i))}
+		if i%2 == 0 {
+			u.ExplicitHashKey = fmt.Sprint(1000 + i)
+			want = append(want, string(u.Data))
+		} else {
+			u.ExplicitHashKey = mid[:len(mid)-3] + fmt.Sprintf("%03d", 728+i)
+		}
+		if err := agg.Add(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := agg.Flush()
+	put, err := client.PutRecord(ctx, &kinesis.PutRecordInput{
+		StreamName: aws.String(stream), PartitionKey: aws.String(a.PartitionKey), ExplicitHashKey: aws.String(a.ExplicitHashKey), Data: a.Data,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(put.ShardId) != aws.ToString(low.ShardId) {
+		t.Fatalf("the aggregate went to %s, not the low child %s", aws.ToString(put.ShardId), aws.ToString(low.ShardId))
+	}
+	r, err := parseHashRange(aws.ToString(low.HashKeyRange.StartingHashKey), aws.ToString(low.HashKeyRange.EndingHashKey))
+	if err != nil || !r.known {
+		t.Fatalf("range of the low child: %+v, %v", r, err)
+	}
+	out := make(chan delivery, 64)
+	shard := aws.ToString(low.ShardId)
+	deps := testDeps(out, 1000, service.BatchPolicy{})
+	cons := newShardConsumer(stream, shard, newShardReader(client, stream, shard, startPosition{}, fastPacing()), ack.Position{}, deps)
+	cons.hashRange = r
+	t.Cleanup(cons.stop)
+	cons.start(ctx, nil)
+	for i, w := range want {
+		select {
+		case d := <-out:
+			b, _ := d.batch[0].AsBytes()
+			if string(b) != w {
+				t.Fatalf("message %d is %q, want %q (only the low child's user records, in order)", i, b, w)
+			}
+			d.f.done()
+		case <-ctx.Done():
+			t.Fatalf("stuck after %d of %d messages", i, len(want))
+		}
+	}
+	// The last user record (odd: the high child's) was skipped: the checkpoint stays inside
+	// the aggregate at the last delivered one, and a resume skips the rest again.
+	pos, ok, err := cons.drain(ctx)
+	if sub, has := pos.SubSequence(); err != nil || !ok || !has || sub != 38 {
+		t.Fatalf("drained to %v (%v, %v); want user record 38 of the aggregate", pos, ok, err)
+	}
 }

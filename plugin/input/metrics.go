@@ -13,20 +13,22 @@ type inputMetrics struct {
 	takes, handoffs, lost *service.MetricCounter // stream
 	throttles             *service.MetricCounter // stream, shard
 	kplMalformed          *service.MetricCounter // stream, shard
+	kplOutOfRange         *service.MetricCounter // stream, shard
 }
 
 func newInputMetrics(m *service.Metrics) *inputMetrics {
 	return &inputMetrics{
-		records:      m.NewCounter("kinesis_input_records", "stream", "shard"),
-		bytes:        m.NewCounter("kinesis_input_bytes", "stream", "shard"),
-		millisBehind: m.NewGauge("kinesis_input_millis_behind", "stream", "shard"),
-		ownedShards:  m.NewGauge("kinesis_input_owned_shards", "stream"),
-		checkpoints:  m.NewCounter("kinesis_input_checkpoints", "stream", "shard"),
-		takes:        m.NewCounter("kinesis_input_lease_takes", "stream"),
-		handoffs:     m.NewCounter("kinesis_input_lease_handoffs", "stream"),
-		lost:         m.NewCounter("kinesis_input_lease_losses", "stream"),
-		throttles:    m.NewCounter("kinesis_input_throttles", "stream", "shard"),
-		kplMalformed: m.NewCounter("kinesis_input_kpl_malformed", "stream", "shard"),
+		records:       m.NewCounter("kinesis_input_records", "stream", "shard"),
+		bytes:         m.NewCounter("kinesis_input_bytes", "stream", "shard"),
+		millisBehind:  m.NewGauge("kinesis_input_millis_behind", "stream", "shard"),
+		ownedShards:   m.NewGauge("kinesis_input_owned_shards", "stream"),
+		checkpoints:   m.NewCounter("kinesis_input_checkpoints", "stream", "shard"),
+		takes:         m.NewCounter("kinesis_input_lease_takes", "stream"),
+		handoffs:      m.NewCounter("kinesis_input_lease_handoffs", "stream"),
+		lost:          m.NewCounter("kinesis_input_lease_losses", "stream"),
+		throttles:     m.NewCounter("kinesis_input_throttles", "stream", "shard"),
+		kplMalformed:  m.NewCounter("kinesis_input_kpl_malformed", "stream", "shard"),
+		kplOutOfRange: m.NewCounter("kinesis_input_kpl_out_of_range", "stream", "shard"),
 	}
 }
 

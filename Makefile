@@ -9,8 +9,10 @@ EMU        := resources/emulators
 STATICCHECK_VERSION := v0.8.2
 # Go tests: the race detector always; -count=1 so that results are never cached.
 GOTEST_FLAGS ?= -race -count=1 -timeout 20m
+# Every fuzz target also fuzzes this long in make test (make fuzz: FUZZTIME, default 2m each).
+TEST_FUZZTIME ?= 5s
 
-.PHONY: all build test lint bench chaos demo emulators-up emulators-down clean
+.PHONY: all build test lint bench chaos fuzz demo emulators-up emulators-down clean
 
 all: build
 
@@ -24,13 +26,14 @@ emulators-down:
 	bash $(EMU)/down.sh
 
 # test starts the emulators unless they are already running, runs every Go
-# test with the race detector, and stops what it started.
+# test with the race detector, then every fuzz target for TEST_FUZZTIME, and
+# stops what it started.
 test:
 	@started=; \
 	if ! bash $(EMU)/running.sh; then started=1; fi; \
 	bash $(EMU)/up.sh; \
 	set +e; \
-	( source ./.emulators.env && go test $(GOTEST_FLAGS) ./... ); rc=$$?; \
+	( source ./.emulators.env && go test $(GOTEST_FLAGS) ./... && FUZZTIME=$(TEST_FUZZTIME) bash resources/dev/fuzz.sh ); rc=$$?; \
 	if [[ -n "$$started" ]]; then bash $(EMU)/down.sh; fi; \
 	exit $$rc
 
@@ -51,6 +54,10 @@ bench: build
 # of minutes; make test runs the short version of each scenario.
 chaos:
 	bash resources/dev/chaos.sh
+
+# fuzz runs every Go fuzz target (go test -fuzz) for FUZZTIME each (default 2m).
+fuzz:
+	bash resources/dev/fuzz.sh
 
 # demo installs and starts the emulators, runs a real pipeline end to end
 # with the binary, prints what landed where, and stops everything.

@@ -73,25 +73,42 @@ func newShardLimiter(l shardLimits, now time.Time) *shardLimiter {
 func (l *shardLimiter) take(now time.Time, size int) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if _, wait := l.roomLocked(now, size); wait > 0 {
+		return false, wait
+	}
+	l.records.AllowN(now, 1)
+	if size <= l.byteBurst {
+		l.bytes.AllowN(now, size)
+	} else {
+		for left := size; left > 0; left -= l.byteBurst {
+			l.bytes.ReserveN(now, min(left, l.byteBurst))
+		}
+	}
+	return true, 0
+}
+
+// room says whether take would admit a record of size bytes at now, taking
+// nothing. If so it returns the largest record take would admit as well (at
+// least size), which bounds an aggregate starting with that record; if not,
+// how long until it would.
+func (l *shardLimiter) room(now time.Time, size int) (int, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.roomLocked(now, size)
+}
+
+func (l *shardLimiter) roomLocked(now time.Time, size int) (int, time.Duration) {
 	need := min(size, l.byteBurst)
 	recTokens := l.records.TokensAt(now)
 	byteTokens := l.bytes.TokensAt(now)
 	if recTokens >= 1 && byteTokens >= float64(need) {
-		l.records.AllowN(now, 1)
-		if size <= l.byteBurst {
-			l.bytes.AllowN(now, size)
-		} else {
-			for left := size; left > 0; left -= l.byteBurst {
-				l.bytes.ReserveN(now, min(left, l.byteBurst))
-			}
-		}
-		return true, 0
+		return max(size, int(byteTokens)), 0
 	}
 	wait := deficitWait(1-recTokens, float64(l.records.Limit()))
 	if w := deficitWait(float64(need)-byteTokens, float64(l.bytes.Limit())); w > wait {
 		wait = w
 	}
-	return false, wait
+	return 0, wait
 }
 
 // deficitWait is how long a bucket refilling at perSecond takes to gain

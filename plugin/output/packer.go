@@ -25,9 +25,25 @@ type outRecord struct {
 	seq   uint64      // the order it was queued in, across batches
 	shard *shardState // the shard it is queued for (nil: no open shard covers it)
 
+	// members are an aggregate's user records, in order; nil for a message's
+	// own record. An aggregate lives in one request only: its members are
+	// booked, and requeued, one by one.
+	members []*outRecord
+	// bare: never aggregate it (put again after its aggregate landed on a
+	// shard that does not own it, so that its own key routes it).
+	bare bool
+
 	retryState
 	err  error // set when the record has failed for good
 	done bool
+}
+
+// userRecords is how many messages r carries.
+func (r *outRecord) userRecords() int {
+	if r.members != nil {
+		return len(r.members)
+	}
+	return 1
 }
 
 // request is one PutRecords call being filled from the shard queues, or one

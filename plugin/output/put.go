@@ -47,15 +47,20 @@ func (w *kinesisWriter) send(ctx context.Context, d *dispatcher, req *request) {
 	if err != nil {
 		w.bookFailedCall(op, req, now, err)
 	} else {
+		if w.conf.aggMaxSize > 0 {
+			w.learnLandingShards(ctx, req, out)
+		}
 		w.bookAnswer(req, out, now)
 	}
 
 	d.mu.Lock()
 	for _, r := range req.recs {
-		if r.done {
-			d.finish(r)
-		} else {
-			d.requeue(r)
+		if r.members == nil {
+			d.settle(r)
+			continue
+		}
+		for _, u := range r.members {
+			d.settle(u)
 		}
 	}
 	d.booked(req)
@@ -68,15 +73,17 @@ func (w *kinesisWriter) send(ctx context.Context, d *dispatcher, req *request) {
 // delay.
 func (w *kinesisWriter) bookFailedCall(op string, req *request, now time.Time, err error) {
 	if permanent := permanentRequestError(w.conf.stream, err); permanent != nil {
+		users := 0
 		for _, r := range req.recs {
 			r.fail(permanent)
+			users += r.userRecords()
 		}
-		w.metrics.failed.Incr(int64(len(req.recs)), w.conf.stream)
+		w.metrics.failed.Incr(int64(users), w.conf.stream)
 		w.log.Errorf("%s to %s failed for good: %v", op, w.conf.stream, permanent)
 		return
 	}
 	w.log.Warnf("%s to %s failed, retrying %d records: %v", op, w.conf.stream, len(req.recs), err)
-	delay := w.conf.retry.backoff(req.recs[0].attempts + 1)
+	delay := w.conf.retry.backoff(req.recs[0].firstUser().attempts + 1)
 	for _, r := range req.recs {
 		w.retryLater(r, now, err, delay)
 	}
@@ -86,22 +93,29 @@ func (w *kinesisWriter) bookFailedCall(op string, req *request, now time.Time, e
 // shard's limiter whether Kinesis throttled it, and asks for a shard-map
 // refresh when a record landed on a shard other than predicted.
 func (w *kinesisWriter) bookAnswer(req *request, out *kinesis.PutRecordsOutput, now time.Time) {
-	mispredicted, from := 0, 0
+	mispredicted, resent, from := 0, 0, 0
 	for _, seg := range req.segs {
-		var records, bytes, throttled int64
+		var records, users, bytes, throttled int64
 		for j := from; j < seg.end; j++ {
 			r, res := req.recs[j], out.Records[j]
 			if res.ErrorCode == nil {
-				r.done = true
+				r.landed()
 				if r.shard == nil || aws.ToString(res.ShardId) != r.shard.id {
 					mispredicted++
+					if r.members != nil {
+						resent += resendStrays(w.shardMap.Load(), r, aws.ToString(res.ShardId), now)
+					}
 				}
 				records++
+				users += int64(r.userRecords())
 				bytes += int64(r.size)
 				continue
 			}
 			code, msg := aws.ToString(res.ErrorCode), aws.ToString(res.ErrorMessage)
 			recErr := fmt.Errorf("%s: %s", code, msg)
+			if r.members != nil {
+				recErr = fmt.Errorf("aggregated record of %d messages: %w", len(r.members), recErr)
+			}
 			switch recordCodeAction(code) {
 			case retryThrottled:
 				throttled++
@@ -110,7 +124,7 @@ func (w *kinesisWriter) bookAnswer(req *request, out *kinesis.PutRecordsOutput, 
 				w.retryLater(r, now, recErr, 0)
 			case failRecord:
 				r.fail(recErr)
-				w.metrics.failed.Incr(1, w.conf.stream)
+				w.metrics.failed.Incr(int64(r.userRecords()), w.conf.stream)
 			}
 		}
 		from = seg.end
@@ -126,8 +140,13 @@ func (w *kinesisWriter) bookAnswer(req *request, out *kinesis.PutRecordsOutput, 
 		}
 		if records > 0 {
 			w.metrics.records.Incr(records, w.conf.stream, s.id)
+			w.metrics.userRecords.Incr(users, w.conf.stream, s.id)
 			w.metrics.bytes.Incr(bytes, w.conf.stream, s.id)
 		}
+	}
+	if resent > 0 {
+		w.metrics.resent.Incr(int64(resent), w.conf.stream)
+		w.log.Warnf("%d messages of aggregates that landed on a shard other than predicted (%s was resharded) are put again on their own", resent, w.conf.stream)
 	}
 	if mispredicted > 0 {
 		w.metrics.mispredicted.Incr(int64(mispredicted), w.conf.stream)
@@ -163,6 +182,16 @@ func (w *kinesisWriter) putAlone(ctx context.Context, r *outRecord, e types.PutR
 // record's own backoff), or fails it for good once max_retries or
 // backoff.max_elapsed_time is spent.
 func (w *kinesisWriter) retryLater(r *outRecord, now time.Time, cause error, delay time.Duration) {
+	if r.members != nil {
+		if delay <= 0 {
+			// One delay for all: the messages go again together.
+			delay = w.conf.retry.backoff(r.members[0].attempts + 1)
+		}
+		for _, u := range r.members {
+			w.retryLater(u, now, cause, delay)
+		}
+		return
+	}
 	if err := w.conf.retry.schedule(&r.retryState, now, cause, delay); err != nil {
 		r.fail(err)
 		w.metrics.failed.Incr(1, w.conf.stream)
@@ -171,7 +200,36 @@ func (w *kinesisWriter) retryLater(r *outRecord, now time.Time, cause error, del
 	w.metrics.retries.Incr(1, w.conf.stream)
 }
 
+// fail books r as failed for good: an aggregate's messages each with err.
 func (r *outRecord) fail(err error) {
 	r.err = err
 	r.done = true
+	for _, u := range r.members {
+		u.fail(err)
+	}
+}
+
+// landed books r, and each message of an aggregate, as landed.
+func (r *outRecord) landed() {
+	r.done = true
+	for _, u := range r.members {
+		u.done = true
+	}
+}
+
+// firstUser is r, or an aggregate's first message.
+func (r *outRecord) firstUser() *outRecord {
+	if r.members != nil {
+		return r.members[0]
+	}
+	return r
+}
+
+// settle books a message done or back in its shard's queue.
+func (d *dispatcher) settle(r *outRecord) {
+	if r.done {
+		d.finish(r)
+	} else {
+		d.requeue(r)
+	}
 }

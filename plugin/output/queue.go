@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/benthos-kinesis/benthos-kinesis/internal/kpl"
 )
 
 // The records of every batch in flight wait in one queue per shard, and one
@@ -63,8 +65,9 @@ func (q *shardQueue) idle() bool {
 // dispatcher is the queues of one connection of the writer.
 type dispatcher struct {
 	w           *kinesisWriter
-	maxInFlight int           // requests in flight at most (max_in_flight)
-	wake        chan struct{} // something changed: look again
+	maxInFlight int             // requests in flight at most (max_in_flight)
+	wake        chan struct{}   // something changed: look again
+	agg         *kpl.Aggregator // aggregation on: packs records as requests are filled (under mu)
 
 	mu       sync.Mutex
 	routed   *shardMap                   // the shard map the queues follow
@@ -83,6 +86,10 @@ func newDispatcher(w *kinesisWriter) *dispatcher {
 	}
 	if w.conf.orderPerKey {
 		d.keys = map[string]*recordFIFO{}
+	}
+	if w.conf.aggMaxSize > 0 {
+		// The config checks keep the size above the KPL's minimum.
+		d.agg, _ = kpl.NewAggregator(w.conf.aggMaxSize)
 	}
 	return d
 }
@@ -259,7 +266,7 @@ func (d *dispatcher) next(now time.Time) (*request, time.Duration) {
 			// A request starts once a shard can send most of a burst, or
 			// all it has: sending as soon as one record fits would make
 			// requests of a record or two at the shard limit.
-			if dl := q.limiterWait(now); dl > 0 {
+			if dl := q.limiterWait(now, d.w.conf.aggMaxSize); dl > 0 {
 				wait = minWait(wait, dl)
 				continue
 			}
@@ -270,13 +277,13 @@ func (d *dispatcher) next(now time.Time) (*request, time.Duration) {
 		return nil, wait
 	}
 	req := &request{}
-	refused := d.fill(req, first, now)
+	refused := d.fillFrom(req, first, now)
 	for _, q := range d.queues {
 		if req.full() {
 			break
 		}
 		if q != first {
-			d.fill(req, q, now)
+			d.fillFrom(req, q, now)
 		}
 	}
 	if len(req.recs) == 0 {
@@ -318,12 +325,27 @@ func (d *dispatcher) dropAbandoned(q *shardQueue) {
 const startFill = 0.9
 
 // limiterWait is how long until q's shard can send startFill of a burst, or
-// all q holds if that is less.
-func (q *shardQueue) limiterWait(now time.Time) time.Duration {
+// all q holds if that is less. With aggregation (aggMax > 0) what q holds
+// makes about one Kinesis record per aggMax bytes.
+func (q *shardQueue) limiterWait(now time.Time, aggMax int) time.Duration {
 	if q.shard == nil || q.shard.limiter == nil {
 		return 0
 	}
-	return q.shard.limiter.waitFor(now, q.count, q.bytes, startFill)
+	n := q.count
+	if aggMax > 0 {
+		n = min(n, (q.bytes+aggMax-1)/aggMax)
+	}
+	return q.shard.limiter.waitFor(now, n, q.bytes, startFill)
+}
+
+// fillFrom fills req from q, aggregating when that is on and q is a shard's:
+// records no open shard covers go as they are, since nothing says they share
+// a shard.
+func (d *dispatcher) fillFrom(req *request, q *shardQueue, now time.Time) time.Duration {
+	if d.agg != nil && q.shard != nil && q.shard.limiter != nil {
+		return d.fillAggregated(req, q, now)
+	}
+	return d.fill(req, q, now)
 }
 
 // fill moves records of q into req, its loose records first, then its free

@@ -123,3 +123,17 @@ func (m *shardMap) lookup(h hashKey) *shardState {
 	}
 	return r.shard
 }
+
+// rangeOf returns the hash-key range of the open shard id; false when the map
+// does not hold it.
+func (m *shardMap) rangeOf(id string) (start, end hashKey, ok bool) {
+	if m == nil {
+		return hashKey{}, hashKey{}, false
+	}
+	for _, r := range m.ranges {
+		if r.shard.id == id {
+			return r.start, r.end, true
+		}
+	}
+	return hashKey{}, hashKey{}, false
+}

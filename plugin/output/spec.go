@@ -31,7 +31,19 @@ const (
 	fieldMaxRecordSize      = "max_record_size"
 	fieldOrderPerKey        = "order_per_key"
 	fieldShardRefreshPeriod = "shard_refresh_period"
+	fieldAggregation        = "aggregation"
+	fieldAggEnabled         = "enabled"
+	fieldAggMaxSize         = "max_size"
 )
+
+// defaultAggMaxSize is the KPL's AggregationMaxSize default: large enough for
+// hundreds of small user records, small enough to fit one shard's burst
+// (5% of 1 MiB/s) with room to spare.
+const defaultAggMaxSize = 51200
+
+// minAggMaxSize keeps an aggregate worth its framing (magic, checksum,
+// tables).
+const minAggMaxSize = 1024
 
 // Spec is the output's config spec: every field of Redpanda Connect's
 // built-in aws_kinesis output with the same meaning, and those that its
@@ -58,9 +70,19 @@ the reason, and the rest of the batch is written.
 The shard map is refreshed every `+"`shard_refresh_period`"+`, and at once when Kinesis puts a record on another shard
 than predicted, so resharding while writing just works.
 
+== Aggregation
+
+With `+"`aggregation.enabled`"+`, the user records bound for one shard are packed into records of the Kinesis Producer
+Library's aggregated format, which the KCL and the `+"`aws_kinesis`"+` input of this project (with `+"`deaggregate`"+`) split back
+into user records with their own keys. Each shard's limit then counts aggregates, not messages, so small messages go
+many times faster. Nothing is held back to wait for more: an aggregate is made of what waits for its shard when the
+shard's budget allows a request. Off by default, since consumers that do not deaggregate would see the aggregates.
+
 == Metrics
 
-- `+"`kinesis_output_records`"+`, `+"`kinesis_output_bytes`"+`, `+"`kinesis_output_throttled`"+` (labels stream, shard)
+- `+"`kinesis_output_records`"+`, `+"`kinesis_output_bytes`"+`, `+"`kinesis_output_throttled`"+` (labels stream, shard): Kinesis records, an aggregate counting one
+- `+"`kinesis_output_user_records`"+` (labels stream, shard): the messages those records carried
+- `+"`kinesis_output_aggregate_resent`"+` (label stream): user records put again, bare, after their aggregate landed on a shard that does not own them (mid-reshard)
 - `+"`kinesis_output_retries`"+`, `+"`kinesis_output_failed`"+`, `+"`kinesis_output_shard_map_refreshes`"+`, `+"`kinesis_output_shard_mispredicted`"+` (label stream)
 - `+"`kinesis_output_put_records_latency_ns`"+` (label stream)
 
@@ -127,7 +149,22 @@ Without explicit credentials the AWS SDK's default chain is used (environment, s
 				Example("30s").
 				LintRule(`root = if this.parse_duration() <= 0 { ["shard_refresh_period must be greater than zero"] }`).
 				Advanced(),
-		)
+			service.NewObjectField(fieldAggregation,
+				service.NewBoolField(fieldAggEnabled).
+					Description("Pack the messages bound for one shard into aggregated records (the KPL format). Off, every message is one Kinesis record, as with the built-in output.").
+					Default(false).
+					Example(true),
+				service.NewIntField(fieldAggMaxSize).
+					Description("The largest aggregated record, in bytes (magic, protobuf and checksum), at most `max_record_size`. An aggregate is also kept within what the shard's byte budget holds when it is made (by default 5% of `shard_limits.bytes_per_second`, about 52 KB), so raising this far above that changes little. A message too large to share an aggregate goes alone, as it is, after the records before it.").
+					Default(defaultAggMaxSize).
+					Example(262144).
+					LintRule(fmt.Sprintf(`root = if this < %d || this > 10485760 { ["aggregation.max_size must be between %d and 10485760 bytes"] }`, minAggMaxSize, minAggMaxSize)),
+			).
+				Description("Aggregation of messages into KPL aggregated records. There is no flush delay: records are never held back to wait for more; an aggregate is made of what waits for its shard when the shard's budget allows a request, so at low rates messages go as they come (alone ones as they are) and at the shard limit aggregates fill up. Messages with an explicit hash key aggregate only with messages of the same predicted shard (the aggregate takes its first message's hash key). If an aggregate fails for good, each of its messages fails with the reason; if it is retried, its messages are retried together.").
+				Advanced(),
+		).
+		LintRule(fmt.Sprintf(`root = if this.%s.%s.or(%d) > this.%s.or(%d) { ["aggregation.max_size must not be above max_record_size"] }`,
+			fieldAggregation, fieldAggMaxSize, defaultAggMaxSize, fieldMaxRecordSize, defaultMaxRecord))
 }
 
 var backoffDefaults = backoffDefaultsStruct()
@@ -144,6 +181,7 @@ type writerConfig struct {
 	orderPerKey        bool
 	maxInFlight        int // requests in flight at most
 	shardRefreshPeriod time.Duration
+	aggMaxSize         int // the largest aggregate's data; 0: aggregation off
 }
 
 func writerConfigFromParsed(pConf *service.ParsedConfig) (conf writerConfig, err error) {
@@ -196,6 +234,18 @@ func writerConfigFromParsed(pConf *service.ParsedConfig) (conf writerConfig, err
 	if conf.shardRefreshPeriod, err = pConf.FieldDuration(fieldShardRefreshPeriod); err != nil {
 		return
 	}
+	aggOn, err := pConf.FieldBool(fieldAggregation, fieldAggEnabled)
+	if err != nil {
+		return
+	}
+	aggMax, err := pConf.FieldInt(fieldAggregation, fieldAggMaxSize)
+	if err != nil {
+		return
+	}
+	if aggOn {
+		// Kinesis counts the aggregate's partition key, "a", too.
+		conf.aggMaxSize = min(aggMax, conf.maxRecordSize-1)
+	}
 	// Lint rules catch these in a config file; a config built in code gets
 	// the same message here.
 	for _, c := range []struct {
@@ -207,6 +257,8 @@ func writerConfigFromParsed(pConf *service.ParsedConfig) (conf writerConfig, err
 		{bytes <= 0, "shard_limits.bytes_per_second must be greater than zero"},
 		{conf.maxRecordSize <= 0 || conf.maxRecordSize > 10<<20, "max_record_size must be between 1 and 10485760 bytes"},
 		{conf.shardRefreshPeriod <= 0, "shard_refresh_period must be greater than zero"},
+		{aggMax < minAggMaxSize || aggMax > 10<<20, fmt.Sprintf("aggregation.max_size must be between %d and 10485760 bytes", minAggMaxSize)},
+		{aggOn && aggMax > conf.maxRecordSize, "aggregation.max_size must not be above max_record_size"},
 		{conf.retry.initialInterval < 0 || conf.retry.maxInterval < 0 || conf.retry.maxElapsed < 0, "backoff intervals must not be negative"},
 	} {
 		if c.bad {

@@ -43,6 +43,7 @@ import (
 
 	"github.com/benthos-kinesis/benthos-kinesis/checkpointer"
 	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisfake"
+	"github.com/benthos-kinesis/benthos-kinesis/internal/kpl"
 	"github.com/benthos-kinesis/benthos-kinesis/internal/testenv"
 )
 
@@ -920,4 +921,45 @@ func BenchmarkInputFleetDefaultMoves(b *testing.B) {
 	}
 	b.ReportMetric(settle.Seconds()/float64(b.N), "settle-s")
 	b.ReportMetric(takeover.Seconds()/float64(b.N), "takeover-s")
+}
+
+// BenchmarkInputFakeKPL is BenchmarkInputFake with the records written in the KPL's aggregated
+// format (op = one user record): 100-byte user records, 500 to an aggregate, read and split by
+// one input (deaggregate: true, the default). Its cost per user record against
+// BenchmarkInputFake's per plain record is what deaggregation costs (issue 10: no more).
+func BenchmarkInputFakeKPL(b *testing.B) {
+	dc := testenv.DynamoDB(b)
+	srv := kinesisfake.Start(b, kinesisfake.WithStream("bench", 4), kinesisfake.WithoutReadLimit())
+	filled := 0
+	fill := func(n int) {
+		const perAggregate = 500
+		data := make([]byte, 100)
+		for filled < n {
+			agg, err := kpl.NewAggregator(1 << 20)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for range perAggregate {
+				copy(data, strconv.Itoa(filled))
+				if err := agg.Add(kpl.UserRecord{PartitionKey: "k" + strconv.Itoa(filled%101), Data: data}); err != nil {
+					b.Fatal(err)
+				}
+				filled++
+			}
+			a, _ := agg.Flush()
+			// Spread the aggregates over the shards, as a producer with many keys does.
+			if _, _, err := srv.Append("bench", strconv.Itoa(filled), a.Data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for _, c := range benchBatchings {
+		b.Run(c.name, func(b *testing.B) {
+			b.StopTimer()
+			fill(b.N + benchSpare*500)
+			table := testenv.CreateTable(b, dc)
+			in, _ := benchInput(b, benchInputYAML("bench", table, benchFastPoll+c.yaml), srv.Client(), dc)
+			benchReadAll(b, in, b.N).report(b)
+		})
+	}
 }

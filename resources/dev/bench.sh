@@ -32,6 +32,7 @@ run go test -run '^$' -bench 'BenchmarkOutputShardLimitOutOfProcess' -benchtime 
 # (op = one whole scenario: -benchtime 1x).
 run go test -run '^$' -bench '^BenchmarkInputKinesalite$' -benchtime 200000x ./plugin/input/
 run go test -run '^$' -bench '^BenchmarkInputFake$' -benchtime 200000x ./plugin/input/
+run go test -run '^$' -bench '^BenchmarkInputFakeKPL$' -benchtime 200000x ./plugin/input/
 run go test -run '^$' -bench '^BenchmarkInputFailover$' -benchtime 1x ./plugin/input/
 run go test -run '^$' -bench '^BenchmarkInputIdleFleetWrites$' -benchtime 1x ./plugin/input/
 

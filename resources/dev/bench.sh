@@ -35,6 +35,7 @@ run go test -run '^$' -bench '^BenchmarkInputFake$' -benchtime 200000x ./plugin/
 run go test -run '^$' -bench '^BenchmarkInputFakeKPL$' -benchtime 200000x ./plugin/input/
 run go test -run '^$' -bench '^BenchmarkInputFailover$' -benchtime 1x ./plugin/input/
 run go test -run '^$' -bench '^BenchmarkInputIdleFleetWrites$' -benchtime 1x ./plugin/input/
+run go test -run '^$' -bench '^BenchmarkInputIdle$' -benchtime 1x ./plugin/input/
 
 # The lease protocol at scale (issue 8), each a whole scenario (-benchtime 1x),
 # each invocation a few minutes at most: one worker on 1,000 shards with every

@@ -67,6 +67,10 @@ func (c simConfig) machine(self string, streams []string, seed uint64) Config {
 		CommitPeriod: time.Duration(c.commit) * ms, MaxMoves: c.maxMoves, Seed: seed,
 		RestartMin: time.Duration(c.restartMin) * ms, RestartMax: 20 * time.Duration(c.restartMin) * ms,
 	}
+	// As plugin/input's coordinator configures it: its heartbeat ticks the machine (Tick{Beat}),
+	// and the read and the commit may go out with it.
+	cfg.ReadSlack = cfg.HeartbeatPeriod / 2
+	cfg.CommitSlack = min(cfg.HeartbeatPeriod, cfg.CommitPeriod/2)
 	for _, s := range streams {
 		cfg.Streams = append(cfg.Streams, Stream{ID: s})
 	}
@@ -670,6 +674,7 @@ func (k *worker) heartbeat(done func(time.Duration, error)) {
 
 func (k *worker) scheduleHeartbeat() {
 	k.w.schedule(k.after(k.w.cfg.heartbeat()), k, func() {
+		k.step(Tick{Beat: true}) // the shell's heartbeat ticks the machine before it beats
 		k.heartbeat(func(sent time.Duration, err error) {
 			if err != nil {
 				k.logf("heartbeat lost")

@@ -25,6 +25,7 @@ run go test -run '^$' -bench 'BenchmarkPackPerRecord' -benchmem -benchtime 20000
 run go test -run '^$' -bench 'BenchmarkOutputKinesalite' -benchtime 50000x ./plugin/output/
 run go test -run '^$' -bench 'BenchmarkOutputShardLimitFake' -benchtime 20000x ./plugin/output/
 run go test -run '^$' -bench 'BenchmarkOutputShardLimitOutOfProcess' -benchtime 40000x ./plugin/output/
+run go test -run '^$' -bench 'BenchmarkOutputAggregatedShardLimitFake' -benchtime 300000x ./plugin/output/
 
 # The input (issue 3): one input reading 200,000 records of 100 B from
 # kinesalite and from the in-process fake (op = one record); failover and

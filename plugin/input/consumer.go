@@ -805,10 +805,15 @@ func (s *shardConsumer) metaFor(f fetched) *recordMeta {
 // message makes a Benthos message of a record, with the built-in's
 // metadata and more.
 func (m *recordMeta) message(rec *types.Record) *service.Message {
-	msg := service.NewMessage(rec.Data)
+	return m.build(rec, rec.Data, aws.ToString(rec.PartitionKey))
+}
+
+// build makes a message of data with rec's metadata and partitionKey.
+func (m *recordMeta) build(rec *types.Record, data []byte, partitionKey any) *service.Message {
+	msg := service.NewMessage(data)
 	msg.MetaSetMut("kinesis_stream", m.stream)
 	msg.MetaSetMut("kinesis_shard", m.shard)
-	msg.MetaSetMut("kinesis_partition_key", aws.ToString(rec.PartitionKey))
+	msg.MetaSetMut("kinesis_partition_key", partitionKey)
 	msg.MetaSetMut("kinesis_sequence_number", aws.ToString(rec.SequenceNumber))
 	if ts := rec.ApproximateArrivalTimestamp; ts != nil {
 		// Records of one PutRecords share their arrival time.
@@ -824,9 +829,7 @@ func (m *recordMeta) message(rec *types.Record) *service.Message {
 // userMessage makes a Benthos message of user record u, number sub of the KPL aggregate rec:
 // the record's metadata with the user record's own keys and its sub-sequence number.
 func (m *recordMeta) userMessage(rec *types.Record, u *kpl.UserRecord, sub int) *service.Message {
-	msg := m.message(rec)
-	msg.SetBytes(u.Data)
-	msg.MetaSetMut("kinesis_partition_key", u.PartitionKey)
+	msg := m.build(rec, u.Data, u.PartitionKey)
 	msg.MetaSetMut("kinesis_sub_sequence_number", strconv.Itoa(sub))
 	if u.ExplicitHashKey != "" {
 		msg.MetaSetMut("kinesis_explicit_hash_key", u.ExplicitHashKey)

@@ -323,3 +323,35 @@ func TestReaderCallTimeout(t *testing.T) {
 		t.Fatalf("got %v; want the call's own deadline, the caller's context alive", err)
 	}
 }
+
+// Answers are sized to about answerBytes: large records (KPL aggregates) get a smaller Limit,
+// small ones keep poll.limit; never below one record.
+func TestReaderSizesItsCalls(t *testing.T) {
+	recs := func(n, size int) []types.Record {
+		out := make([]types.Record, n)
+		for i := range out {
+			out[i].Data = make([]byte, size)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name  string
+		recs  []types.Record
+		limit int32
+		want  int32
+	}{
+		{"small records keep poll.limit", recs(100, 100), 10000, 10000},
+		{"aggregates of 50 KiB", recs(10, 50<<10), 10000, 20},
+		{"1 MiB records: one a call", recs(3, 1<<20), 10000, 1},
+		{"empty data", recs(5, 0), 500, 500},
+		{"under a lower poll.limit", recs(10, 50<<10), 8, 8},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := &shardReader{limit: c.limit}
+			r.sizeNextCall(c.recs)
+			if r.sized != c.want {
+				t.Fatalf("next Limit %d, want %d", r.sized, c.want)
+			}
+		})
+	}
+}

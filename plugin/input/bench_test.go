@@ -22,7 +22,6 @@ package input
 //     one's 250. Minutes: skipped unless BENCH_LONG=1, not in make bench.
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -959,7 +958,7 @@ func BenchmarkInputFakeKPL(b *testing.B) {
 			b.StopTimer()
 			fill(b.N + benchSpare*500)
 			table := testenv.CreateTable(b, dc)
-			in, _ := benchInput(b, benchInputYAML("bench", table, cmp.Or(os.Getenv("KPL_POLL"), benchFastPoll)+c.yaml), srv.Client(), dc)
+			in, _ := benchInput(b, benchInputYAML("bench", table, benchFastPoll+c.yaml), srv.Client(), dc)
 			benchReadAll(b, in, b.N).report(b)
 		})
 	}

@@ -3,8 +3,12 @@ SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 
 BIN        := bin/benthos-kinesis
+# Release stamps printed by `benthos-kinesis --version` (with the Benthos and Go
+# versions, which the binary reads from its own build info).
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS    := -X main.version=$(VERSION) -X main.dateBuilt=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+COMMIT     ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+DATE_BUILT ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS    := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.dateBuilt=$(DATE_BUILT)
 EMU        := resources/emulators
 STATICCHECK_VERSION := v0.8.2
 # Go tests: the race detector always; -count=1 so that results are never cached.
@@ -12,12 +16,18 @@ GOTEST_FLAGS ?= -race -count=1 -timeout 20m
 # Every fuzz target also fuzzes this long in make test (make fuzz: FUZZTIME, default 2m each).
 TEST_FUZZTIME ?= 5s
 
-.PHONY: all build test lint bench chaos fuzz demo emulators-up emulators-down clean
+.PHONY: all build dist test lint bench chaos fuzz demo emulators-up emulators-down clean
 
 all: build
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/benthos-kinesis
+
+# dist builds static release binaries (linux and darwin, amd64 and arm64) into
+# dist/ as tar.gz archives with LICENSE, README.md and CHANGELOG.md, and their
+# SHA-256 checksums in dist/SHA256SUMS.
+dist:
+	VERSION="$(VERSION)" COMMIT="$(COMMIT)" DATE_BUILT="$(DATE_BUILT)" bash resources/dev/dist.sh
 
 emulators-up:
 	bash $(EMU)/up.sh

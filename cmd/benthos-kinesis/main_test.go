@@ -70,6 +70,7 @@ func TestBuiltinConfigsLint(t *testing.T) {
 	for _, ref := range []string{
 		"../../internal/testenv/testdata/reference/builtin-aws_kinesis-output.yaml",
 		"../../internal/testenv/testdata/reference/builtin-aws_kinesis-input.yaml",
+		"../../internal/testenv/testdata/reference/builtin-aws_kinesis-input-4.107.yaml",
 	} {
 		if _, err := os.Stat(ref); err != nil {
 			t.Fatalf("reference config missing: %v", err)

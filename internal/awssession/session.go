@@ -22,48 +22,51 @@ import (
 )
 
 // Fields returns the connection fields: region, endpoint, tcp, credentials.
+// Each optional field defaults to what the built-in components print for it
+// (`""`, `false`) so that the config `create` prints runs as it is: an
+// example value there (a profile, a role) would be taken at face value.
 func Fields() []*service.ConfigField {
 	return []*service.ConfigField{
 		service.NewStringField("region").
 			Description("The AWS region to target. Empty means the region of the environment (AWS_REGION, the shared config file).").
 			Example("eu-west-1").
-			Optional().
+			Default("").
 			Advanced(),
 		service.NewStringField("endpoint").
-			Description("A custom endpoint for the AWS API, for example a local emulator or a VPC endpoint.").
+			Description("A custom endpoint for the AWS API, for example a local emulator or a VPC endpoint. Empty means the SDK's own, which follows the standard variables such as `AWS_ENDPOINT_URL_KINESIS` and `AWS_ENDPOINT_URL_DYNAMODB`.").
 			Example("http://127.0.0.1:4567").
-			Optional().
+			Default("").
 			Advanced(),
 		netutil.DialerConfigSpec(),
 		service.NewObjectField("credentials",
 			service.NewStringField("profile").
-				Description("A profile from `~/.aws/credentials` to use.").
+				Description("A profile from `~/.aws/credentials` to use. Empty means the SDK's default chain (environment, shared files, instance role).").
 				Example("production").
-				Optional(),
+				Default(""),
 			service.NewStringField("id").
 				Description("The ID of credentials to use.").
 				Example("AKIAIOSFODNN7EXAMPLE").
-				Optional().Advanced(),
+				Default("").Advanced(),
 			service.NewStringField("secret").
 				Description("The secret for the credentials being used.").
 				Example("${AWS_SECRET}").
-				Optional().Advanced().Secret(),
+				Default("").Advanced().Secret(),
 			service.NewStringField("token").
 				Description("The token for the credentials being used, required when using short term credentials.").
 				Example("${AWS_SESSION_TOKEN}").
-				Optional().Advanced(),
+				Default("").Advanced(),
 			service.NewBoolField("from_ec2_role").
 				Description("Use the credentials of the host EC2 machine's IAM role (instance metadata).").
 				Example(true).
-				Optional(),
+				Default(false),
 			service.NewStringField("role").
-				Description("A role ARN to assume.").
+				Description("A role ARN to assume. Empty means no role is assumed.").
 				Example("arn:aws:iam::111122223333:role/kinesis-reader").
-				Optional().Advanced(),
+				Default("").Advanced(),
 			service.NewStringField("role_external_id").
 				Description("An external ID to provide when assuming a role.").
 				Example("my-external-id").
-				Optional().Advanced(),
+				Default("").Advanced(),
 		).
 			Description("Explicit AWS credentials. Without them the SDK's default chain is used (environment, shared files, instance role).").
 			Advanced(),

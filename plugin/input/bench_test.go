@@ -350,12 +350,12 @@ func (s *benchFakeStream) fillTo(tb testing.TB, n int) {
 }
 
 // benchFastPoll polls a shard again 1 ms after a call that returned records.
-const benchFastPoll = "poll: {min_interval: 1ms}\n"
+const benchFastPoll = "poll_period: 1ms\n"
 
 // BenchmarkInputFake is the plugin's own cost per record (op = one record):
 //
 //   - unbatched, batched_500: one input reads b.N records of 100 B from a
-//     4-shard stream of the in-process fake (no read limit, poll.min_interval
+//     4-shard stream of the in-process fake (no read limit, poll_period
 //     1 ms), leases in dynalite, to a consumer that acks at once. CPU and
 //     allocations are the whole process's: the input, the SDK decoding
 //     GetRecords, and the fake serving it.

@@ -262,7 +262,8 @@ lease_period: %v
 commit_period: 2s
 rebalance_period: 2s
 steal_grace_period: 5s
-poll: {min_interval: 1s, idle_wait: 1s}
+poll_period: 1s
+poll: {idle_wait: 1s}
 `, stream, testenv.KinesaliteEndpoint(t), table, proxy.URL(), leasePeriod)
 	pConf, err := Spec().ParseYAML(yaml, nil)
 	if err != nil {

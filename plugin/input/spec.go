@@ -36,13 +36,52 @@ const (
 	fieldStartFromOldest  = "start_from_oldest"
 	fieldStartTimestamp   = "start_timestamp"
 	fieldMaxMoves         = "max_moves_per_rebalance"
+	fieldPollPeriod       = "poll_period"
 	fieldPoll             = "poll"
-	fieldPollInterval     = "min_interval"
 	fieldPollIdleWait     = "idle_wait"
 	fieldPollLimit        = "limit"
+	fieldEFO              = "enhanced_fan_out"
+	fieldEFOEnabled       = "enabled"
+	fieldEFOConsumer      = "consumer_name"
+	fieldEFOActivation    = "consumer_activation_timeout"
+	fieldEFOResubscribe   = "max_resubscribe_interval"
 	fieldBatching         = "batching"
 	reservedWorkersStream = "__benthos_kinesis_workers__"
+
+	// removedPollInterval is poll_period's name before Redpanda Connect 4.107
+	// gave the built-in a field of the same meaning.
+	removedPollInterval = "min_interval"
 )
+
+// defaultLeasePeriod is lease_period's default, which poll_period may not
+// exceed.
+const defaultLeasePeriod = "3.5s"
+
+// minResubscribeInterval is the least enhanced_fan_out.max_resubscribe_interval
+// the built-in accepts.
+const minResubscribeInterval = time.Second
+
+// errEFONotSupported is why enhanced_fan_out.enabled: true fails, at lint and
+// at start alike.
+const errEFONotSupported = "enhanced_fan_out.enabled: reading with SubscribeToShard is not supported yet by this input; set enabled: false"
+
+// Lint messages of rules that compare two fields; inputConfigFromParsed
+// returns the same text for a config built in code.
+const (
+	msgPollPeriodNegative    = "poll_period must not be negative"
+	msgPollPeriodAboveLease  = "poll_period must not be above lease_period (the built-in's rule)"
+	msgPollIntervalRemoved   = "poll.min_interval is now poll_period (Redpanda Connect 4.107's name for the least time between two GetRecords calls of a shard; 0s means this input's 200ms): move the value there"
+	msgEFOConsumerRequired   = "enhanced_fan_out.consumer_name is required when enhanced_fan_out.enabled is true"
+	msgEFOActivationPositive = "enhanced_fan_out.consumer_activation_timeout must be greater than zero"
+	msgEFOResubscribeMin     = "enhanced_fan_out.max_resubscribe_interval must be at least 1s"
+)
+
+// durationLint is a lint rule for a duration field: an unparsable value is
+// named as such, and bad(d) (bloblang over $d, in nanoseconds) says msg.
+func durationLint(field, bad, msg string) string {
+	return fmt.Sprintf(`let d = this.parse_duration().catch(null)
+root = if $d == null { [%q + ": " + this.string() + " is not a duration"] } else if %s { [%q] }`, field, bad, msg)
+}
 
 // Spec is the input's config spec: every field of Redpanda Connect's
 // built-in aws_kinesis input with the same meaning, and what the lease
@@ -51,7 +90,18 @@ func Spec() *service.ConfigSpec {
 	return service.NewConfigSpec().
 		Stable().
 		// A missing list field passes Benthos' own lint: say it here.
-		LintRule(`root = if (this.streams | []).length() == 0 { ["field streams is required: at least one stream to read"] }`).
+		// One rule for the spec (Benthos keeps only the last one given):
+		// checks of a missing list, which passes Benthos' own lint, and of
+		// two fields against each other. An unparsable duration is reported
+		// by the field's own rule.
+		LintRule(fmt.Sprintf(`let poll = (this.%s | "0s").parse_duration().catch(0)
+let lease = (this.%s | %q).parse_duration().catch(0)
+root = [
+  if (this.%s | []).length() == 0 { "field streams is required: at least one stream to read" } else { null },
+  if $lease > 0 && $poll > $lease { %q + " (" + (this.%s | "0s").string() + " > " + (this.%s | %q).string() + ")" } else { null },
+].filter(m -> m != null)`,
+			fieldPollPeriod, fieldLeasePeriod, defaultLeasePeriod, fieldStreams,
+			msgPollPeriodAboveLease, fieldPollPeriod, fieldLeasePeriod, defaultLeasePeriod)).
 		Categories("Services", "AWS").
 		Summary("Reads one or more Kinesis data streams, sharing their shards among all running instances, and checkpoints only what the pipeline has acknowledged.").
 		Description(`
@@ -129,34 +179,60 @@ A table with a string HASH key `+"`StreamID`"+` and a string RANGE key `+"`Shard
 				Advanced(),
 			service.NewDurationField(fieldLeasePeriod).
 				Description("How long an instance's heartbeat may stay unchanged before the others take its shards. Heartbeats are written every third of it, one item per instance, and an instance that cannot write one for two thirds of it stops delivering until it can. The default reads a dead instance's shards again within 5 seconds (measured 3.7-4.4 s); a longer period rides out longer DynamoDB slowdowns and process stalls without pausing or handing shards over, at the cost of a slower take-over (6s: about 7-8 s). The built-in's default is 30s.").
-				Default("3.5s").
+				Default(defaultLeasePeriod).
 				Advanced(),
 			service.NewBoolField(fieldStartFromOldest).
 				Description("Without a checkpoint, start from the oldest record of a shard (true) or from the newest (false). Child shards of a split or merge always start from their oldest record, so nothing written to them is skipped.").
 				Default(true),
 			service.NewStringField(fieldStartTimestamp).
-				Description("Without a checkpoint, start from the first record written at or after this time (RFC 3339). Overrides start_from_oldest.").
+				Description("Without a checkpoint, start from the first record written at or after this time (RFC 3339). Overrides start_from_oldest. Empty means start_from_oldest decides.").
 				Example("2026-01-31T12:00:00Z").
-				Optional().
+				Default("").
 				Advanced(),
 			service.NewIntField(fieldMaxMoves).
 				Description("The most shards one instance asks other live instances to hand over in one rebalance. Free shards and the shards of dead instances are taken up to the fair share at once.").
 				Default(2).
 				LintRule(`root = if this < 1 { ["max_moves_per_rebalance must be at least 1"] }`).
 				Advanced(),
+			service.NewDurationField(fieldPollPeriod).
+				Description("The least time between two GetRecords calls of one shard, to leave room for other consumers of the stream: Kinesis allows 5 calls per second per shard, shared by all of them. `0s` keeps this input's own pacing, at most 5 calls per second per shard (200ms); a shorter period than that is taken as it is (and Kinesis throttles it on a real stream). Values above `lease_period` are rejected. A shard at its tip waits at least this long too, however short `poll.idle_wait` is. Called `poll.min_interval` before Redpanda Connect 4.107 gave the built-in this field.").
+				Default("0s").
+				Example("500ms").
+				LintRule(durationLint(fieldPollPeriod, "$d < 0", msgPollPeriodNegative)).
+				Advanced(),
 			service.NewObjectField(fieldPoll,
-				service.NewDurationField(fieldPollInterval).
-					Description("The least time between two GetRecords calls of one shard. Kinesis allows 5 calls per second per shard, shared by all consumers.").
-					Default("200ms"),
 				service.NewDurationField(fieldPollIdleWait).
-					Description("The longest pause after a call at the tip of a shard that returned nothing new. The readers at the tip call together, on a shared beat of this period (one wake-up for up to 64 shards), so a pause may be shorter.").
+					Description("The longest pause after a call at the tip of a shard that returned nothing new (never shorter than `poll_period`'s). The readers at the tip call together, on a shared beat of this period (one wake-up for up to 64 shards), so a pause may be shorter.").
 					Default("1s"),
 				service.NewIntField(fieldPollLimit).
 					Description("The most records one GetRecords call returns (at most 10,000).").
 					Default(10000).
 					LintRule(`root = if this < 1 || this > 10000 { ["poll.limit must be between 1 and 10000"] }`),
 			).
-				Description("How shards are polled.").
+				Description("How shards are polled at their tip, and how much one call returns. The least time between two calls is `poll_period`.").
+				// Benthos says the field is not recognised; this says where it went.
+				LintRule(fmt.Sprintf(`root = if this.%s != null { [%q] }`, removedPollInterval, msgPollIntervalRemoved)).
+				Advanced(),
+			service.NewObjectField(fieldEFO,
+				service.NewBoolField(fieldEFOEnabled).
+					Description("Read with enhanced fan-out (SubscribeToShard, a dedicated 2 MB/s per shard for this consumer) instead of GetRecords. Not supported yet by this input: `true` fails lint and start. Accepted so that a config of the built-in lints.").
+					Default(false).
+					LintRule(fmt.Sprintf(`root = if this { [%q] }`, errEFONotSupported)),
+				service.NewStringField(fieldEFOConsumer).
+					Description("The name of the stream consumer registered for enhanced fan-out. Required when `enabled` is true.").
+					Example("my-app").
+					Default(""),
+				service.NewDurationField(fieldEFOActivation).
+					Description("How long to wait for a newly registered stream consumer to become active.").
+					Default("1m").
+					LintRule(durationLint(fieldEFO+"."+fieldEFOActivation, "$d <= 0", msgEFOActivationPositive)),
+				service.NewDurationField(fieldEFOResubscribe).
+					Description("The longest wait before subscribing to a shard again after a subscription ends (at least 1s).").
+					Default("30s").
+					LintRule(durationLint(fieldEFO+"."+fieldEFOResubscribe, fmt.Sprintf("$d < %d", minResubscribeInterval.Nanoseconds()), msgEFOResubscribeMin)),
+			).
+				Description("Enhanced fan-out, as the built-in's (Redpanda Connect 4.107). Reading with SubscribeToShard is not built yet: only `enabled: false` is accepted.").
+				LintRule(fmt.Sprintf(`root = if (this.%s | false) && (this.%s | "") == "" { [%q] }`, fieldEFOEnabled, fieldEFOConsumer, msgEFOConsumerRequired)).
 				Advanced(),
 		).
 		Fields(awssession.Fields()...).
@@ -333,7 +409,22 @@ func inputConfigFromParsed(pConf *service.ParsedConfig) (conf inputConfig, err e
 		return conf, err
 	}
 	conf.pace = defaultPacing
-	if conf.pace.minInterval, err = pConf.FieldDuration(fieldPoll, fieldPollInterval); err != nil {
+	if pConf.Contains(fieldPoll, removedPollInterval) {
+		return conf, fmt.Errorf("%s", msgPollIntervalRemoved)
+	}
+	pollPeriod, err := pConf.FieldDuration(fieldPollPeriod)
+	if err != nil {
+		return conf, err
+	}
+	switch {
+	case pollPeriod < 0:
+		return conf, fmt.Errorf("%s", msgPollPeriodNegative)
+	case pollPeriod > conf.leasePeriod:
+		return conf, fmt.Errorf("%s (%v > %v)", msgPollPeriodAboveLease, pollPeriod, conf.leasePeriod)
+	case pollPeriod > 0:
+		conf.pace.minInterval = pollPeriod
+	}
+	if err := checkEnhancedFanOut(pConf.Namespace(fieldEFO)); err != nil {
 		return conf, err
 	}
 	if conf.pace.idleWait, err = pConf.FieldDuration(fieldPoll, fieldPollIdleWait); err != nil {
@@ -355,4 +446,36 @@ func inputConfigFromParsed(pConf *service.ParsedConfig) (conf inputConfig, err e
 		return conf, fmt.Errorf("dynamodb.table is required: it holds the leases and checkpoints")
 	}
 	return conf, nil
+}
+
+// checkEnhancedFanOut applies enhanced_fan_out's lint rules to a config built
+// in code, and refuses enabled: true, which is not built.
+func checkEnhancedFanOut(efo *service.ParsedConfig) error {
+	enabled, err := efo.FieldBool(fieldEFOEnabled)
+	if err != nil {
+		return err
+	}
+	name, err := efo.FieldString(fieldEFOConsumer)
+	if err != nil {
+		return err
+	}
+	activation, err := efo.FieldDuration(fieldEFOActivation)
+	if err != nil {
+		return err
+	}
+	resubscribe, err := efo.FieldDuration(fieldEFOResubscribe)
+	if err != nil {
+		return err
+	}
+	switch {
+	case activation <= 0:
+		return fmt.Errorf("%s", msgEFOActivationPositive)
+	case resubscribe < minResubscribeInterval:
+		return fmt.Errorf("%s", msgEFOResubscribeMin)
+	case enabled && name == "":
+		return fmt.Errorf("%s; %s", errEFONotSupported, msgEFOConsumerRequired)
+	case enabled:
+		return fmt.Errorf("%s", errEFONotSupported)
+	}
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
 )
 
 func TestParseStreams(t *testing.T) {
@@ -67,6 +69,107 @@ func TestInputConfigDefaults(t *testing.T) {
 		}
 		if _, err := inputConfigFromParsed(pConf); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want %q", yaml, err, want)
+		}
+	}
+}
+
+// lintInput lints an aws_kinesis input config (the fields under
+// aws_kinesis:) with the input alone registered, and returns what each lint
+// says.
+func lintInput(t *testing.T, fields string) []string {
+	t.Helper()
+	env := service.NewEmptyEnvironment()
+	if err := Register(env, "aws_kinesis"); err != nil {
+		t.Fatal(err)
+	}
+	lints, err := env.NewComponentConfigLinter().LintInputYAML([]byte("aws_kinesis:\n" + indent(fields, "  ")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range lints {
+		got = append(got, l.What)
+	}
+	return got
+}
+
+// The fields Redpanda Connect 4.107 added to the built-in (poll_period,
+// enhanced_fan_out) lint with the built-in's rules, and a config built in
+// code gets the same message when it is parsed; each message names its
+// field.
+func TestSpecLint4107Fields(t *testing.T) {
+	const base = "streams: [foo]\ndynamodb: {table: t}\n"
+	for _, c := range []struct {
+		name, yaml string
+		want       []string // every lint, in order; none when empty
+		wantParse  string   // the parse error; "" when it parses
+	}{
+		{"defaults", "", nil, ""},
+		{"poll_period at the lease period", "poll_period: 3.5s\n", nil, ""},
+		{"poll_period below the default lease period", "poll_period: 1s\n", nil, ""},
+		{"poll_period above the lease period", "poll_period: 4s\n",
+			[]string{msgPollPeriodAboveLease + " (4s > 3.5s)"}, msgPollPeriodAboveLease + " (4s > 3.5s)"},
+		{"poll_period above a set lease period", "lease_period: 30s\npoll_period: 31s\n",
+			[]string{msgPollPeriodAboveLease + " (31s > 30s)"}, msgPollPeriodAboveLease + " (31s > 30s)"},
+		{"poll_period below a set lease period", "lease_period: 30s\npoll_period: 29s\n", nil, ""},
+		{"negative poll_period", "poll_period: -1s\n", []string{msgPollPeriodNegative}, msgPollPeriodNegative},
+		{"poll_period not a duration", "poll_period: soon\n", []string{"poll_period: soon is not a duration"}, "soon"},
+		{"the removed poll.min_interval", "poll: {min_interval: 1s}\n",
+			[]string{msgPollIntervalRemoved, "field min_interval not recognised"}, msgPollIntervalRemoved},
+		{"fan-out off with its fields set", "enhanced_fan_out: {enabled: false, consumer_name: app, consumer_activation_timeout: 2m, max_resubscribe_interval: 1s}\n", nil, ""},
+		{"fan-out on", "enhanced_fan_out: {enabled: true, consumer_name: app}\n", []string{errEFONotSupported}, errEFONotSupported},
+		{"fan-out on without a consumer name", "enhanced_fan_out: {enabled: true}\n",
+			[]string{msgEFOConsumerRequired, errEFONotSupported}, errEFONotSupported + "; " + msgEFOConsumerRequired},
+		{"zero activation timeout", "enhanced_fan_out: {consumer_activation_timeout: 0s}\n", []string{msgEFOActivationPositive}, msgEFOActivationPositive},
+		{"negative activation timeout", "enhanced_fan_out: {consumer_activation_timeout: -1m}\n", []string{msgEFOActivationPositive}, msgEFOActivationPositive},
+		{"activation timeout not a duration", "enhanced_fan_out: {consumer_activation_timeout: later}\n",
+			[]string{"enhanced_fan_out.consumer_activation_timeout: later is not a duration"}, "later"},
+		{"resubscribe interval below 1s", "enhanced_fan_out: {max_resubscribe_interval: 999ms}\n", []string{msgEFOResubscribeMin}, msgEFOResubscribeMin},
+		{"resubscribe interval at 1s", "enhanced_fan_out: {max_resubscribe_interval: 1s}\n", nil, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := lintInput(t, base+c.yaml)
+			if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
+				t.Errorf("lints:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(c.want, "\n"))
+			}
+			pConf, err := Spec().ParseYAML(base+c.yaml, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = inputConfigFromParsed(pConf)
+			switch {
+			case c.wantParse == "" && err != nil:
+				t.Errorf("parse: %v", err)
+			case c.wantParse != "" && (err == nil || !strings.Contains(err.Error(), c.wantParse)):
+				t.Errorf("parse error %v, want one saying %q", err, c.wantParse)
+			}
+		})
+	}
+}
+
+// poll_period is the least time between two GetRecords calls of a shard;
+// 0s keeps this input's own 200ms (5 calls per second, Kinesis' limit).
+func TestSpecPollPeriodSetsPacing(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		want time.Duration
+	}{
+		{"", 200 * time.Millisecond},
+		{"poll_period: 0s\n", 200 * time.Millisecond},
+		{"poll_period: 1ms\n", time.Millisecond},
+		{"poll_period: 500ms\n", 500 * time.Millisecond},
+		{"poll_period: 3s\n", 3 * time.Second},
+	} {
+		pConf, err := Spec().ParseYAML("streams: [foo]\ndynamodb: {table: t}\n"+c.yaml, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf, err := inputConfigFromParsed(pConf)
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		if conf.pace.minInterval != c.want {
+			t.Errorf("%q: least interval %v, want %v", c.yaml, conf.pace.minInterval, c.want)
 		}
 	}
 }

@@ -101,7 +101,7 @@ Without explicit credentials the AWS SDK's default chain is used (environment, s
 			service.NewInterpolatedStringField(fieldHashKey).
 				Description("An explicit hash key (a decimal integer between 0 and 2^128-1) that decides the shard instead of the partition key's hash. Empty means the partition key decides.").
 				Example(`${! meta("hash_key") }`).
-				Optional().
+				Default("").
 				Advanced(),
 			service.NewOutputMaxInFlightField().
 				Description("The maximum number of message batches to have in flight at any given time."),

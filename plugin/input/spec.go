@@ -69,7 +69,7 @@ const errEFONotSupported = "enhanced_fan_out.enabled: reading with SubscribeToSh
 // returns the same text for a config built in code.
 const (
 	msgPollPeriodNegative    = "poll_period must not be negative"
-	msgPollPeriodAboveLease  = "poll_period must not be above lease_period (the built-in's rule)"
+	msgPollPeriodAboveLease  = "poll_period must not be above lease_period"
 	msgPollIntervalRemoved   = "poll.min_interval is now poll_period (Redpanda Connect 4.107's name for the least time between two GetRecords calls of a shard; 0s means this input's 200ms): move the value there"
 	msgEFOConsumerRequired   = "enhanced_fan_out.consumer_name is required when enhanced_fan_out.enabled is true"
 	msgEFOActivationPositive = "enhanced_fan_out.consumer_activation_timeout must be greater than zero"

@@ -471,9 +471,9 @@ func TestDeleteStream(t *testing.T) {
 			if tc.exists {
 				mustCreate(t, ep, name, 2)
 			}
-			args := []string{"kinesis", "delete-stream", "--endpoint", ep, "--stream", name, "--timeout", "30s"}
+			args := []string{"kinesis", "delete-stream", "--endpoint", ep, "--stream", name, "--timeout", "30s", "--yes"}
 			if tc.onKin {
-				args = []string{"kinesis", "--endpoint", ep, "delete-stream", "--stream", name}
+				args = []string{"kinesis", "--endpoint", ep, "delete-stream", "--stream", name, "-y"}
 			}
 			out, _, err := runCLI(t, Command(), args...)
 			if err != nil {
@@ -534,7 +534,7 @@ func TestCABundle(t *testing.T) {
 			t.Setenv("AWS_CA_BUNDLE", bundle)
 
 			var warn bytes.Buffer
-			_, err := newClient(t.Context(), connSettings{endpoint: "https://127.0.0.1:1"}, &warn)
+			_, err := newClients(t.Context(), connSettings{kinesisEndpoint: "https://127.0.0.1:1"}, &warn)
 			if err == nil || !strings.Contains(err.Error(), "AWS_CA_BUNDLE="+bundle) {
 				t.Errorf("https endpoint: error = %v, want one naming AWS_CA_BUNDLE=%s", err, bundle)
 			}
@@ -586,7 +586,7 @@ func TestKinesisMock(t *testing.T) {
 		t.Errorf("counts %v total %d, want %v total 5\n%s", got, total, want, out)
 	}
 
-	out, _, err = runCLI(t, Command(), "kinesis", "delete-stream", "--endpoint", ep, "--stream", string(arn))
+	out, _, err = runCLI(t, Command(), "kinesis", "delete-stream", "--endpoint", ep, "--stream", string(arn), "--yes")
 	if err != nil {
 		t.Fatalf("delete-stream: %v", err)
 	}

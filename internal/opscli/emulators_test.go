@@ -1,6 +1,8 @@
 package opscli
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -28,4 +30,29 @@ func emulatorEndpoint(t *testing.T, envVar string) string {
 // testClient returns an SDK client for an emulator.
 func testClient(endpoint string) *kinesis.Client {
 	return testenv.NewKinesisClient(endpoint)
+}
+
+// TestMain gives the commands the credentials a user of an emulator gives them (the tool never
+// makes any up) and keeps the developer's own AWS settings out of the tests.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "opscli-aws")
+	if err != nil {
+		panic(err)
+	}
+	for k, v := range map[string]string{
+		envAccessKeyID:                testenv.AccessKeyID,
+		envSecretAccessKey:            testenv.SecretAccessKey,
+		envRegion:                     testenv.Region,
+		"AWS_CONFIG_FILE":             filepath.Join(dir, "config"),
+		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
+		"AWS_EC2_METADATA_DISABLED":   "true",
+	} {
+		os.Setenv(k, v)
+	}
+	for _, k := range []string{"AWS_PROFILE", envSessionToken, envEndpointURL, envKinesisURL, envDynamoDBURL} {
+		os.Unsetenv(k)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }

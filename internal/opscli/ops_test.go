@@ -161,8 +161,8 @@ func TestWaitTimeout(t *testing.T) {
 		},
 	}}
 	o := options{
-		newAPI: func(context.Context, connSettings, io.Writer) (kinesisAPI, error) { return createOK{api}, nil },
-		poll:   time.Millisecond,
+		dial: func(context.Context, connSettings, io.Writer) (conn, error) { return stubConn{kin: createOK{api}}, nil },
+		poll: time.Millisecond,
 	}
 	_, _, err := runCLI(t, newCommand(o), "kinesis", "create-stream", "--stream", "s", "--shards", "1", "--timeout", "50ms")
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "stream s is not ACTIVE yet (status CREATING)") {
@@ -177,34 +177,47 @@ func (createOK) CreateStream(context.Context, *kinesis.CreateStreamInput, ...fun
 	return &kinesis.CreateStreamOutput{}, nil
 }
 
-// TestSettings checks where --endpoint and --region come from.
+// stubConn hands out fixed clients.
+type stubConn struct {
+	kin kinesisAPI
+	dyn dynamoAPI
+}
+
+func (s stubConn) kinesis() kinesisAPI { return s.kin }
+func (s stubConn) dynamodb() dynamoAPI { return s.dyn }
+
+// TestSettings checks where the AWS settings come from: the sub-command's flags win over the
+// kinesis command's; --endpoint is the old name of --kinesis-endpoint.
 func TestSettings(t *testing.T) {
+	all := []string{"--region", "eu-west-1", "--profile", "p", "--role", "arn:aws:iam::1:role/r", "--role-external-id", "x",
+		"--kinesis-endpoint", "http://kin", "--dynamodb-endpoint", "http://ddb"}
+	full := connSettings{region: "eu-west-1", profile: "p", role: "arn:aws:iam::1:role/r", roleExternalID: "x",
+		kinesisEndpoint: "http://kin", dynamodbEndpoint: "http://ddb"}
 	cases := []struct {
 		name string
-		env  string // KINESIS_ENDPOINT
 		args []string
 		want connSettings
 	}{
-		{name: "none", want: connSettings{}},
-		{name: "environment", env: "http://env", want: connSettings{endpoint: "http://env"}},
-		{name: "sub-command", env: "http://env", args: []string{"kinesis", "shards", "--endpoint", "http://sub", "--region", "eu-west-1"}, want: connSettings{"http://sub", "eu-west-1"}},
-		{name: "kinesis command", env: "http://env", args: []string{"kinesis", "--endpoint", "http://kin", "--region", "eu-west-1", "shards"}, want: connSettings{"http://kin", "eu-west-1"}},
-		{name: "sub-command wins", args: []string{"kinesis", "--endpoint", "http://kin", "--region", "eu-west-1", "shards", "--endpoint", "http://sub"}, want: connSettings{"http://sub", "eu-west-1"}},
+		{name: "none", args: []string{"kinesis", "shards"}, want: connSettings{}},
+		{name: "sub-command", args: append([]string{"kinesis", "shards"}, all...), want: full},
+		{name: "kinesis command", args: append(append([]string{"kinesis"}, all...), "shards"), want: full},
+		{name: "leases sub-command", args: append([]string{"kinesis", "leases", "list", "--table", "t"}, all...), want: full},
+		{name: "old --endpoint", args: []string{"kinesis", "shards", "--endpoint", "http://old"}, want: connSettings{kinesisEndpoint: "http://old"}},
+		{
+			name: "sub-command wins",
+			args: []string{"kinesis", "--kinesis-endpoint", "http://kin", "--region", "eu-west-1", "shards", "--kinesis-endpoint", "http://sub"},
+			want: connSettings{kinesisEndpoint: "http://sub", region: "eu-west-1"},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv(envEndpoint, tc.env)
 			var got connSettings
 			errStop := errors.New("stop")
-			o := options{newAPI: func(_ context.Context, s connSettings, _ io.Writer) (kinesisAPI, error) {
+			o := options{dial: func(_ context.Context, s connSettings, _ io.Writer) (conn, error) {
 				got = s
 				return nil, errStop
 			}}
-			args := tc.args
-			if args == nil {
-				args = []string{"kinesis", "shards"}
-			}
-			if _, _, err := runCLI(t, newCommand(o), append(args, "--stream", "s")...); !errors.Is(err, errStop) {
+			if _, _, err := runCLI(t, newCommand(o), append(tc.args, "--stream", "s")...); !errors.Is(err, errStop) {
 				t.Fatalf("error = %v", err)
 			}
 			if got != tc.want {

@@ -202,7 +202,7 @@ A table with a string HASH key `+"`StreamID`"+` and a string RANGE key `+"`Shard
 				Advanced(),
 			service.NewObjectField(fieldPoll,
 				service.NewDurationField(fieldPollIdleWait).
-					Description("The longest pause after a call at the tip of a shard that returned nothing new (never shorter than `poll_period`'s). The readers at the tip call together, on a shared beat of this period (one wake-up for up to 64 shards), so a pause may be shorter.").
+					Description("The longest pause after a call at the tip of a shard that returned nothing new, unless `poll_period` is longer. The readers at the tip call together, on a shared beat of this period (one wake-up for up to 64 shards), so a pause may be shorter.").
 					Default("1s"),
 				service.NewIntField(fieldPollLimit).
 					Description("The most records one GetRecords call returns (at most 10,000).").

@@ -125,6 +125,11 @@ func FromParsed(ctx context.Context, pConf *service.ParsedConfig) (Session, erro
 	if fromEC2, _ := creds.FieldBool("from_ec2_role"); fromEC2 {
 		conf.Credentials = aws.NewCredentialsCache(ec2rolecreds.New())
 	}
+	if f := recorder.Load(); f != nil {
+		// Tests only (RecordOperations). Added last so that the STS client of an assumed role
+		// is not recorded: its AssumeRole is the caller's permission, not the role's.
+		conf.APIOptions = append(conf.APIOptions, recordingOption(*f))
+	}
 	return Session{Config: conf}, nil
 }
 

@@ -36,7 +36,7 @@ import (
 //     PutRecord call to the record reaching the consumer.
 //
 // The emulators' CPU is not counted; neither is a Prometheus exporter (the binary's default
-// metrics), which costs nothing until scraped. Each op is the whole scenario: run it once
+// metrics), which costs nothing until scraped. BENCH_IDLE_FIELDS adds input fields. Each op is the whole scenario: run it once
 // (-benchtime 1x), without -race.
 func BenchmarkInputIdle(b *testing.B) {
 	idleFor := 30 * time.Second
@@ -107,6 +107,9 @@ func benchIdleOnce(b *testing.B, kc *kinesis.Client, stream, table string, idleF
   credentials: {id: test, secret: test}
   dynamodb: {table: %s, endpoint: %s}
 `, stream, testenv.KinesaliteEndpoint(b), table, testenv.DynamoDBEndpoint(b))
+	// BENCH_IDLE_FIELDS adds input fields (YAML lines at the input's indentation), to measure
+	// what settings other than the defaults cost, e.g. "  lease_period: 30s".
+	conf += os.Getenv("BENCH_IDLE_FIELDS")
 	if err := sb.AddInputYAML(conf); err != nil {
 		b.Fatal(err)
 	}

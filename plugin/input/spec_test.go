@@ -1,6 +1,7 @@
 package input
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +172,33 @@ func TestSpecPollPeriodSetsPacing(t *testing.T) {
 		if conf.pace.minInterval != c.want {
 			t.Errorf("%q: least interval %v, want %v", c.yaml, conf.pace.minInterval, c.want)
 		}
+	}
+}
+
+// enhanced_fan_out.enabled: true fails at start too, with the same plain
+// message, when linting is off (a config built in code, or `run` without
+// lint).
+func TestSpecFanOutRefusedAtStart(t *testing.T) {
+	env := service.NewEnvironment() // pure components: the stream needs a tracer
+	if err := Register(env, "aws_kinesis"); err != nil {
+		t.Fatal(err)
+	}
+	sb := env.NewStreamBuilder()
+	sb.DisableLinting()
+	if err := sb.AddInputYAML("aws_kinesis:\n  streams: [foo]\n  dynamodb: {table: t}\n  enhanced_fan_out: {enabled: true, consumer_name: app}\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.AddConsumerFunc(func(context.Context, *service.Message) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sb.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The input is made when the stream runs; it refuses before any call.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := st.Run(ctx); err == nil || !strings.Contains(err.Error(), errEFONotSupported) {
+		t.Fatalf("run: %v, want an error saying %q", err, errEFONotSupported)
 	}
 }

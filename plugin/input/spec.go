@@ -65,8 +65,9 @@ const minResubscribeInterval = time.Second
 // at start alike.
 const errEFONotSupported = "enhanced_fan_out.enabled: reading with SubscribeToShard is not supported yet by this input; set enabled: false"
 
-// Lint messages of rules that compare two fields; inputConfigFromParsed
-// returns the same text for a config built in code.
+// What the lint rules of poll_period and enhanced_fan_out say;
+// inputConfigFromParsed returns the same text for a config built in code,
+// which is not linted.
 const (
 	msgPollPeriodNegative    = "poll_period must not be negative"
 	msgPollPeriodAboveLease  = "poll_period must not be above lease_period"
@@ -89,7 +90,6 @@ root = if $d == null { [%q + ": " + this.string() + " is not a duration"] } else
 func Spec() *service.ConfigSpec {
 	return service.NewConfigSpec().
 		Stable().
-		// A missing list field passes Benthos' own lint: say it here.
 		// One rule for the spec (Benthos keeps only the last one given):
 		// checks of a missing list, which passes Benthos' own lint, and of
 		// two fields against each other. An unparsable duration is reported

@@ -37,8 +37,8 @@ func (s sdkConn) dynamodb() dynamoAPI { return s.c.dynamodb() }
 type options struct {
 	// dial builds the clients from the resolved common flags.
 	dial func(ctx context.Context, s connSettings, warn io.Writer) (conn, error)
-	poll    time.Duration // between two DescribeStreamSummary calls while waiting
-	pace    time.Duration // least time between two GetRecords calls on one shard
+	poll time.Duration // between two DescribeStreamSummary calls while waiting
+	pace time.Duration // least time between two GetRecords calls on one shard
 	// stdin answers confirmations; isTerminal says whether to ask (else --yes is needed).
 	stdin      io.Reader
 	isTerminal func() bool

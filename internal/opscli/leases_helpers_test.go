@@ -14,10 +14,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/benthos-kinesis/benthos-kinesis/checkpointer"
 	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisapi"
+	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisfake"
 	"github.com/benthos-kinesis/benthos-kinesis/internal/testenv"
 	"github.com/benthos-kinesis/benthos-kinesis/plugin/input"
 )
@@ -34,6 +36,22 @@ type lenv struct {
 	ddb          *dynamodb.Client
 	table        string
 	stream       string
+}
+
+// newFakeLenv is newLenv with the Kinesis of internal/kinesisfake: kinesalite never answers an
+// AT_TIMESTAMP GetShardIterator when no record is at or after the time (empty shards, the tip),
+// which is what reset and an input after a reset ask.
+func newFakeLenv(t *testing.T, shards int) *lenv {
+	t.Helper()
+	srv := kinesisfake.Start(t, kinesisfake.WithoutReadLimit())
+	e := &lenv{t: t, kinEP: srv.URL, ddbEP: testenv.DynamoDBEndpoint(t)}
+	e.kin, e.ddb = srv.Client(), testenv.NewDynamoDBClient(e.ddbEP)
+	e.table = testenv.CreateTable(t, e.ddb)
+	e.stream = testenv.UniqueName(t, "stream")
+	if err := srv.CreateStream(e.stream, shards); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 func newLenv(t *testing.T, shards int32) *lenv {

@@ -17,13 +17,20 @@ import (
 // Kinesis has no call that answers "which record is at time T" or "which is the last record":
 // both are found by reading, with the same pacing and throttle handling as countRecords.
 
+// callTimeout bounds each Kinesis call of scan: an endpoint that never answers (kinesalite does
+// not answer an AT_TIMESTAMP GetShardIterator on an empty shard) fails the command rather than
+// hang it.
+const callTimeout = 10 * time.Second
+
 // scan reads a shard from the iterator in asks for, calling each for every record until it
 // returns true. It stops at the tip (an empty answer with MillisBehindLatest 0) and at the end
 // of a closed shard (no NextShardIterator, ended true).
 func scan(ctx context.Context, api kinesisAPI, s kinesisapi.Stream, shard string, in kinesis.GetShardIteratorInput,
 	pace time.Duration, each func(types.Record) bool) (ended bool, err error) {
 	in.StreamName, in.StreamARN, in.ShardId = s.Name(), s.ARN(), aws.String(shard)
-	out, err := api.GetShardIterator(ctx, &in)
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	out, err := api.GetShardIterator(cctx, &in)
+	cancel()
 	if err != nil {
 		return false, fmt.Errorf("getting a %s iterator for shard %s of stream %s: %w", in.ShardIteratorType, shard, s, kinesisapi.NotFound(s, err))
 	}
@@ -36,7 +43,9 @@ func scan(ctx context.Context, api kinesisAPI, s kinesisapi.Stream, shard string
 			}
 		}
 		lastCall = time.Now()
-		res, err := api.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(getRecordsLimit), StreamARN: s.ARN()})
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		res, err := api.GetRecords(cctx, &kinesis.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(getRecordsLimit), StreamARN: s.ARN()})
+		cancel()
 		if err != nil {
 			var throttled *types.ProvisionedThroughputExceededException
 			if errors.As(err, &throttled) {

@@ -1,22 +1,31 @@
-// Package opscli holds the operator sub-commands of the benthos-kinesis binary: small tools to
-// create, inspect and delete Kinesis streams without the AWS CLI, mainly for local emulators
-// (kinesalite, kinesis-local) and test accounts. Command returns the `kinesis` command, added
-// to the Benthos CLI with service.CLIOptAddCommand(opscli.Command()):
+// Package opscli holds the operator sub-commands of the benthos-kinesis binary. Command returns
+// the `kinesis` command, added to the Benthos CLI with service.CLIOptAddCommand(opscli.Command()):
 //
 //	benthos-kinesis kinesis create-stream --stream NAME --shards N [--timeout 2m]
 //	benthos-kinesis kinesis shards        --stream NAME [--count]
-//	benthos-kinesis kinesis delete-stream --stream NAME [--timeout 2m]
+//	benthos-kinesis kinesis delete-stream --stream NAME [--yes]
+//	benthos-kinesis kinesis leases list    --table T --stream S [--stream S2 ...]
+//	benthos-kinesis kinesis leases reset   --table T --stream S --to oldest|latest|timestamp=RFC3339|sequence=N [--shard X ...] [--dry-run] [--force] [--yes]
+//	benthos-kinesis kinesis leases release --table T --stream S --shard X [--wait 1m]
+//	benthos-kinesis kinesis leases import  --from-kcl --kcl-table K --table T --stream S [--dry-run] [--force] [--yes]
 //
-// Every sub-command takes --endpoint (env KINESIS_ENDPOINT) and --region (env AWS_REGION,
-// else the shared config's region, else us-east-1), on the `kinesis` command or on the
-// sub-command itself; a flag on the sub-command wins over one on `kinesis`, which wins over the
-// environment. Credentials come from the SDK default chain; when it finds none and an endpoint
-// is set, the static pair "test"/"test" is used (emulators accept anything).
+// The AWS settings are the components': --region, --profile, --role, --role-external-id and the
+// SDK's default chain and variables, including its endpoint variables AWS_ENDPOINT_URL_KINESIS,
+// AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL, which config.LoadDefaultConfig and the
+// clients' NewFromConfig honour; --kinesis-endpoint (old name --endpoint) and --dynamodb-endpoint
+// override them. They can be given on the `kinesis` command or on a sub-command; the nearer
+// wins. The variables KINESIS_ENDPOINT and DYNAMODB_ENDPOINT of the first releases are still
+// read, with a warning, when nothing else names an endpoint. Credentials are checked before the
+// first call: without any, the command fails saying what to set (it never makes some up, even
+// for an emulator). Every command that prints takes --format table|json.
 //
-// A stream is addressed by StreamName, or by StreamARN when --stream starts with "arn:"
-// (kinesalite rejects ARNs, kinesis-local accepts them).
+// Destructive commands (delete-stream, leases reset, leases import) ask for confirmation on a
+// terminal and need --yes otherwise. The lease commands follow docs/LEASES.md: liveness is judged
+// from the worker rows' heartbeats (checkpointer.Table.WatchWorkers), every write is conditional
+// on the row as read and bumps the epoch (checkpointer.Table.Place), and release goes through
+// the protocol's hand-off request with the tool as a short-lived worker.
 //
-// Output goes to the app's Writer (c.App.Writer), warnings to its ErrWriter; failures are
-// returned as errors, so the binary exits non-zero. A stream that does not exist gives an error
-// reading "stream NAME does not exist" that wraps the SDK's *types.ResourceNotFoundException.
+// A stream is addressed by StreamName, or by StreamARN when --stream starts with "arn:". Output
+// goes to the app's Writer, warnings and questions to its ErrWriter; failures are returned as
+// errors, so the binary exits non-zero.
 package opscli

@@ -54,7 +54,6 @@ func TestLeasesList(t *testing.T) {
 		sub         *uint64
 		state       string
 		epoch       int64
-		parentCount int
 	}
 	wants := map[string]want{
 		shardID(0): {owner: "alive-worker", alive: true, row: true, seq: "4242", sub: &sub, state: "open", epoch: 1},

@@ -48,12 +48,12 @@ func TestLeasesList(t *testing.T) {
 		t.Fatal(err)
 	}
 	type want struct {
-		owner       string
-		alive, row  bool
-		seq         string
-		sub         *uint64
-		state       string
-		epoch       int64
+		owner      string
+		alive, row bool
+		seq        string
+		sub        *uint64
+		state      string
+		epoch      int64
 	}
 	wants := map[string]want{
 		shardID(0): {owner: "alive-worker", alive: true, row: true, seq: "4242", sub: &sub, state: "open", epoch: 1},

@@ -15,6 +15,8 @@ trap '[[ -n "$started" ]] && bash "$EMU/down.sh"' EXIT
 bash "$EMU/up.sh"
 # shellcheck source=/dev/null
 source "$ROOT/.emulators.env"
+# The kinesis sub-commands send no made-up credentials: the emulators take any.
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 
 raw="$(mktemp)"
 run() {
@@ -74,7 +76,7 @@ done
 wait "$pid"
 t1=$(date +%s.%N)
 landed="$("$BIN" kinesis shards --endpoint "$KINESIS_ENDPOINT" --stream "$STREAM" --count | awk '$1 == "total" {print $2}')"
-"$BIN" kinesis delete-stream --endpoint "$KINESIS_ENDPOINT" --stream "$STREAM" >/dev/null
+"$BIN" kinesis delete-stream --endpoint "$KINESIS_ENDPOINT" --stream "$STREAM" --yes >/dev/null
 awk -v t0="$t0" -v t1="$t1" -v hwm="$hwm" -v ticks="$ticks" -v hz="$(getconf CLK_TCK)" -v n="$landed" 'BEGIN {
   printf "binary, 200k records of 100 B to kinesalite (4 shards, max_in_flight 64, batches of 500):\n"
   printf "  landed %d records in %.1f s: %.0f records/s; peak RSS %.0f MiB; CPU %.1f µs/record (the process, at least)\n",

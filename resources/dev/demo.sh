@@ -23,7 +23,7 @@ started=
 if ! bash "$EMU/running.sh"; then started=1; fi
 cleanup() {
   for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  "$BIN" kinesis delete-stream --stream "$STREAM" >/dev/null 2>&1 || true
+  "$BIN" kinesis delete-stream --stream "$STREAM" --yes >/dev/null 2>&1 || true
   if [[ -n "$started" ]]; then bash "$EMU/down.sh"; fi
   rm -rf "$WORK"
 }

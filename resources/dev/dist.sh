@@ -67,7 +67,9 @@ for platform in $PLATFORMS; do
   dir="$work/$base"
   mkdir -p "$dir"
   echo "== $base"
-  # Static (no cgo), no local paths (-trimpath), no symbol table or DWARF (-s -w).
+  # Static (no cgo), no local paths (-trimpath), no symbol table or DWARF (-s -w). On darwin
+  # Go always links the system's libSystem dynamically (macOS has no static binaries); nothing
+  # else. The linker signs darwin/arm64 binaries ad hoc, as macOS requires.
   CGO_ENABLED=0 GOOS="$goos" GOARCH="$goarch" go build -trimpath \
     -ldflags "-s -w -X main.version=$VERSION -X main.commit=$COMMIT -X main.dateBuilt=$DATE_BUILT" \
     -o "$dir/$NAME" ./cmd/benthos-kinesis

@@ -33,6 +33,9 @@ bash "$EMU/up.sh"
 # shellcheck source=/dev/null
 source "$ROOT/.emulators.env"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+# The kinesis sub-commands take the SDK's endpoint variables (the pipelines' configs read
+# KINESIS_ENDPOINT and DYNAMODB_ENDPOINT).
+export AWS_ENDPOINT_URL_KINESIS="$KINESIS_ENDPOINT" AWS_ENDPOINT_URL_DYNAMODB="$DYNAMODB_ENDPOINT"
 export STREAM TABLE
 
 # distinct FILE...: the number of distinct record ids in the readers' output.
@@ -55,8 +58,9 @@ start_reader() {
   eval "PID_$1=$!"
   disown
 }
-# checkpointed: every shard row has a checkpoint (written each commit_period, 5s).
-checkpointed() { ! leases | awk '$5 == "leased" && $7 == "-"' | grep -q .; }
+# checkpointed: every owned shard has a checkpoint (written each commit_period, 5s). Columns of
+# the shard rows: STREAM SHARD STATE OWNER ALIVE EPOCH CHECKPOINT ...
+checkpointed() { ! leases | awk -v s="$STREAM" '$1 == s && $4 != "-" && $7 == "-"' | grep -q .; }
 # stop PID: SIGTERM, then wait (at most 30 s) for a graceful exit.
 stop() {
   local i

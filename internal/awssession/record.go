@@ -26,7 +26,7 @@ var recorder atomic.Pointer[func(Call)]
 // operation it makes to f, once per call (not per retry), when the call returns. f must be safe
 // for concurrent use. nil stops the recording of Sessions made afterwards.
 //
-// For tests only: the IAM check (internal/iamcheck) uses it to learn which actions the components
+// For tests only: the IAM check (internal/awsdefs) uses it to learn which actions the components
 // need. Production code never calls it, and without it FromParsed builds exactly the clients it
 // always did.
 func RecordOperations(f func(Call)) {

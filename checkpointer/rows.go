@@ -88,6 +88,9 @@ type WorkerRow struct {
 	Heartbeat int64     // the counter the worker bumps every heartbeat period
 	Streams   []string  // informational
 	Started   time.Time // informational; zero when absent or not RFC 3339
+	// Name is the worker's human-readable name ("host:pid", informational); empty in rows
+	// written before it existed.
+	Name string
 }
 
 // Leases returns every shard row of stream (the partition StreamID = stream), read with
@@ -187,7 +190,7 @@ func (t *Table) get(ctx context.Context, stream, shard string) (Lease, error) {
 }
 
 // Heartbeat writes this worker's row: Heartbeat = counter, Streams (informational), Started (the
-// time the Table was made). The caller bumps counter every heartbeat period; observers judge
+// time the Table was made), WorkerName (informational, see WithWorkerName). The caller bumps counter every heartbeat period; observers judge
 // liveness by seeing it change.
 func (t *Table) Heartbeat(ctx context.Context, counter int64, streams []string) error {
 	item := map[string]types.AttributeValue{
@@ -195,6 +198,9 @@ func (t *Table) Heartbeat(ctx context.Context, counter int64, streams []string) 
 		AttrShardID:   &types.AttributeValueMemberS{Value: t.worker},
 		AttrHeartbeat: numberAttr(counter),
 		AttrStarted:   &types.AttributeValueMemberS{Value: t.started.UTC().Format(time.RFC3339Nano)},
+	}
+	if t.workerName != "" {
+		item[AttrWorkerName] = &types.AttributeValueMemberS{Value: t.workerName}
 	}
 	// A string set can be neither empty nor hold duplicates.
 	ss := slices.Clone(streams)
@@ -341,6 +347,9 @@ func parseWorker(item map[string]types.AttributeValue) (WorkerRow, error) {
 		if ts, err := time.Parse(time.RFC3339Nano, s); err == nil {
 			w.Started = ts
 		}
+	}
+	if w.Name, _, err = str(item, AttrWorkerName); err != nil {
+		return bad(err)
 	}
 	return w, nil
 }

@@ -2,6 +2,8 @@ package checkpointer
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"slices"
 	"strings"
 	"testing"
@@ -158,7 +160,7 @@ func TestHeartbeatAndWorkers(t *testing.T) {
 	start := time.Now()
 	w1 := e.worker("w1")
 	cc := NewCountingClient(e.c)
-	w2 := e.workerOn(cc, "w2")
+	w2 := e.workerOn(cc, "w2", WithWorkerName("pod-7f9c:1"))
 	if err := w1.Heartbeat(ctx, 1, []string{"s2", "s1", "s1", ""}); err != nil {
 		t.Fatal(err)
 	}
@@ -180,10 +182,10 @@ func TestHeartbeatAndWorkers(t *testing.T) {
 	}
 	got1, got2 := workers[0], workers[1]
 	if got1.ID != "w1" || got1.Heartbeat != 2 || !slices.Equal(got1.Streams, []string{"s1", "s2"}) ||
-		got1.Started.Before(start.Add(-time.Second)) || got1.Started.After(time.Now()) {
+		got1.Started.Before(start.Add(-time.Second)) || got1.Started.After(time.Now()) || got1.Name != DefaultWorkerName() {
 		t.Errorf("w1's row: %+v", got1)
 	}
-	if got2.ID != "w2" || got2.Heartbeat != 5 || len(got2.Streams) != 0 {
+	if got2.ID != "w2" || got2.Heartbeat != 5 || len(got2.Streams) != 0 || got2.Name != "pod-7f9c:1" {
 		t.Errorf("w2's row: %+v", got2)
 	}
 	// Worker rows are not leases of any stream.
@@ -196,6 +198,86 @@ func TestHeartbeatAndWorkers(t *testing.T) {
 	workers, err = w2.Workers(ctx)
 	if err != nil || len(workers) != 1 || workers[0].ID != "w2" {
 		t.Fatalf("after RemoveWorker: %+v, %v", workers, err)
+	}
+}
+
+// TestWorkerNameRow: the name written with each heartbeat reads back as written, bounded; a row
+// written before the name existed (or with no name) reads with an empty one; a name of the
+// wrong type is an error like any other attribute.
+func TestWorkerNameRow(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxOf(t)
+	long := strings.Repeat("h", MaxWorkerNameBytes-1) + "é" // the é would straddle the bound
+	cases := []struct {
+		name   string
+		opts   []Option
+		item   map[string]types.AttributeValue // written as is instead of a heartbeat
+		want   string
+		errHas string
+	}{
+		{name: "default", want: DefaultWorkerName()},
+		{name: "given", opts: []Option{WithWorkerName("ip-10-0-1-23:4711")}, want: "ip-10-0-1-23:4711"},
+		{name: "bounded", opts: []Option{WithWorkerName(long)}, want: strings.Repeat("h", MaxWorkerNameBytes-1)},
+		{name: "invalid UTF-8", opts: []Option{WithWorkerName("host\xff:1")}, want: "host?:1"},
+		{name: "empty: no attribute", opts: []Option{WithWorkerName("")}, want: ""},
+		{name: "old row", item: map[string]types.AttributeValue{
+			AttrHeartbeat: &types.AttributeValueMemberN{Value: "3"},
+			AttrStarted:   &types.AttributeValueMemberS{Value: "2026-01-02T03:04:05Z"},
+		}, want: ""},
+		{name: "wrong type", item: map[string]types.AttributeValue{
+			AttrHeartbeat:  &types.AttributeValueMemberN{Value: "3"},
+			AttrWorkerName: &types.AttributeValueMemberN{Value: "1"},
+		}, errHas: AttrWorkerName},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id := fmt.Sprintf("named-%d", i)
+			if tc.item != nil {
+				tc.item[AttrStreamID] = &types.AttributeValueMemberS{Value: WorkersPartition}
+				tc.item[AttrShardID] = &types.AttributeValueMemberS{Value: id}
+				e.put(tc.item)
+			} else {
+				w := e.worker(id, tc.opts...)
+				if err := w.Heartbeat(ctx, 1, nil); err != nil {
+					t.Fatal(err)
+				}
+				if w.WorkerName() != tc.want {
+					t.Errorf("WorkerName() = %q, want %q", w.WorkerName(), tc.want)
+				}
+			}
+			t.Cleanup(func() {
+				if err := e.worker(id).RemoveWorker(ctx); err != nil {
+					t.Error(err)
+				}
+			})
+			workers, err := e.w1.Workers(ctx)
+			if tc.errHas != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+					t.Fatalf("err = %v, want one naming %s", err, tc.errHas)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := slices.IndexFunc(workers, func(w WorkerRow) bool { return w.ID == id })
+			if i < 0 {
+				t.Fatalf("no row %s in %+v", id, workers)
+			}
+			if workers[i].Name != tc.want || len(workers[i].Name) > MaxWorkerNameBytes {
+				t.Errorf("name %q, want %q", workers[i].Name, tc.want)
+			}
+		})
+	}
+}
+
+func TestDefaultWorkerName(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	if got, want := DefaultWorkerName(), host+":"+strconv.Itoa(os.Getpid()); got != want {
+		t.Errorf("DefaultWorkerName() = %q, want %q", got, want)
 	}
 }
 

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -32,7 +35,14 @@ const (
 	AttrHeartbeat      = "Heartbeat"
 	AttrStreams        = "Streams"
 	AttrStarted        = "Started"
+	// AttrWorkerName is the worker row's human-readable name ("host:pid"), which maps an owner
+	// id to a host or pod. Not "Name": a DynamoDB reserved word, awkward in expressions.
+	AttrWorkerName = "WorkerName"
 )
+
+// MaxWorkerNameBytes bounds the worker name written with each heartbeat, so that the worker
+// row stays small (it is read by every worker every heartbeat period).
+const MaxWorkerNameBytes = 128
 
 // Billing modes accepted by EnsureTable (the built-in's dynamodb.billing_mode values).
 const (
@@ -64,6 +74,7 @@ type Table struct {
 	api         API
 	name        string
 	worker      string
+	workerName  string
 	started     time.Time
 	leasePeriod time.Duration
 	pageLimit   int32
@@ -105,6 +116,36 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
+// WithWorkerName sets the human-readable name written in the worker row (AttrWorkerName), cut
+// to MaxWorkerNameBytes. Default DefaultWorkerName(); empty writes no name.
+func WithWorkerName(name string) Option {
+	return func(t *Table) { t.workerName = boundName(name) }
+}
+
+// DefaultWorkerName is "<hostname>:<pid>" ("unknown" when the host name cannot be read): what
+// an operator needs to find the process behind an owner id (a pod's host name is its name).
+func DefaultWorkerName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	return boundName(host + ":" + strconv.Itoa(os.Getpid()))
+}
+
+// boundName cuts name to MaxWorkerNameBytes without splitting a UTF-8 sequence, and makes it
+// valid UTF-8 (DynamoDB rejects a string attribute that is not).
+func boundName(name string) string {
+	name = strings.ToValidUTF8(name, "?")
+	if len(name) <= MaxWorkerNameBytes {
+		return name
+	}
+	i := MaxWorkerNameBytes
+	for i > 0 && !utf8.RuneStart(name[i]) {
+		i--
+	}
+	return name[:i]
+}
+
 // New returns the handle of worker workerID on the lease table named table. It makes no call;
 // use EnsureTable to check or create the table.
 func New(api API, table, workerID string, opts ...Option) (*Table, error) {
@@ -120,6 +161,7 @@ func New(api API, table, workerID string, opts ...Option) (*Table, error) {
 		api:         api,
 		name:        table,
 		worker:      workerID,
+		workerName:  DefaultWorkerName(),
 		leasePeriod: DefaultLeasePeriod,
 		now:         time.Now,
 		pollMin:     25 * time.Millisecond,
@@ -137,6 +179,9 @@ func (t *Table) Name() string { return t.name }
 
 // WorkerID returns the id this handle writes as ClientID and as its worker row's ShardID.
 func (t *Table) WorkerID() string { return t.worker }
+
+// WorkerName returns the name this handle writes in its worker row (AttrWorkerName).
+func (t *Table) WorkerName() string { return t.workerName }
 
 // EnsureTable checks that the table exists, is usable and has the key schema hash StreamID (S),
 // range ShardID (S). When it does not exist and create is true it creates it (billingMode

@@ -42,17 +42,19 @@ func itemSize(item map[string]types.AttributeValue) int {
 
 // Sizes docs/AWS.md computes the read cost from: a checkpointed shard row of a stream named with
 // 20 characters, KPL sub-sequence included, is at most 220 bytes (18 rows to a 4 KB read unit);
-// a worker row at most 150.
+// a worker row, with the longest worker name (checkpointer.MaxWorkerNameBytes), at most 280.
 // A row that grows (a new attribute, a longer worker id) must update the cost figures.
 func TestLeaseRowSizes(t *testing.T) {
 	const (
 		maxShardRow  = 220
-		maxWorkerRow = 150
+		maxWorkerRow = 280
 	)
 	db := testenv.DynamoDB(t)
 	name := testenv.CreateTable(t, db)
 	worker := strings.Repeat("f", 16) // the input's worker ids: 8 random bytes in hex
-	tbl, err := checkpointer.New(db, name, worker, checkpointer.WithLeasePeriod(3500*time.Millisecond))
+	// The default name is "<hostname>:<pid>" (at most 64 + 1 + 7 bytes); a longer given one is cut.
+	workerName := strings.Repeat("n", checkpointer.MaxWorkerNameBytes)
+	tbl, err := checkpointer.New(db, name, worker, checkpointer.WithLeasePeriod(3500*time.Millisecond), checkpointer.WithWorkerName(workerName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +82,7 @@ func TestLeaseRowSizes(t *testing.T) {
 		wantAttrsMin int
 	}{
 		{what: "shard row", stream: stream, key: shard, max: maxShardRow, wantAttrsMin: 7},
-		{what: "worker row", stream: checkpointer.WorkersPartition, key: worker, max: maxWorkerRow, wantAttrsMin: 5},
+		{what: "worker row", stream: checkpointer.WorkersPartition, key: worker, max: maxWorkerRow, wantAttrsMin: 6},
 	} {
 		out, err := db.GetItem(ctx, &dynamodb.GetItemInput{
 			TableName: aws.String(name),

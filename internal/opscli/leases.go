@@ -44,7 +44,7 @@ func (o options) leasesCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:      "list",
-				Usage:     "Per shard: state, owner and whether it is alive, epoch, checkpoint, parents; then the workers",
+				Usage:     "Per shard: state, owner, its worker name (host:pid) and whether it is alive, epoch, checkpoint, parents; then the workers",
 				ArgsUsage: " ",
 				Flags:     o.leaseFlags(false),
 				Action:    o.leasesListAction,
@@ -285,10 +285,13 @@ func (ls *leaseSession) watch(ctx context.Context, views []shardView) (map[strin
 
 // leaseJSON is one shard of `leases list --format json`.
 type leaseJSON struct {
-	Stream         string     `json:"stream"`
-	Shard          string     `json:"shard"`
-	State          string     `json:"state"`
-	Owner          string     `json:"owner,omitempty"`
+	Stream string `json:"stream"`
+	Shard  string `json:"shard"`
+	State  string `json:"state"`
+	Owner  string `json:"owner,omitempty"`
+	// OwnerName is the name in the owner's worker row ("host:pid"); empty when the owner has
+	// no row (a built-in input, a worker gone) or its row has no name (an older version).
+	OwnerName      string     `json:"owner_name,omitempty"`
 	OwnerAlive     *bool      `json:"owner_alive,omitempty"`
 	OwnerHasRow    *bool      `json:"owner_has_worker_row,omitempty"`
 	Epoch          *int64     `json:"epoch,omitempty"`
@@ -304,6 +307,7 @@ type leaseJSON struct {
 // workerJSON is one worker of `leases list --format json`.
 type workerJSON struct {
 	ID        string     `json:"id"`
+	Name      string     `json:"name,omitempty"` // from its worker row ("host:pid")
 	Alive     bool       `json:"alive"`
 	HasRow    bool       `json:"has_worker_row"`
 	Heartbeat int64      `json:"heartbeat,omitempty"`
@@ -381,6 +385,9 @@ func listing(views []shardView, live map[string]checkpointer.Liveness) ([]leaseJ
 			l := live[r.ClientID]
 			alive, hasRow := l.Alive, l.HasRow
 			j.OwnerAlive, j.OwnerHasRow = &alive, &hasRow
+			if l.HasRow {
+				j.OwnerName = l.Row.Name
+			}
 		}
 		leases = append(leases, j)
 	}
@@ -389,7 +396,7 @@ func listing(views []shardView, live map[string]checkpointer.Liveness) ([]leaseJ
 		l := live[id]
 		w := workerJSON{ID: id, Alive: l.Alive, HasRow: l.HasRow, Shards: owned[id]}
 		if l.HasRow {
-			w.Heartbeat, w.Streams = l.Row.Heartbeat, l.Row.Streams
+			w.Heartbeat, w.Streams, w.Name = l.Row.Heartbeat, l.Row.Streams, l.Row.Name
 			if !l.Row.Started.IsZero() {
 				st := l.Row.Started
 				w.Started = &st
@@ -405,7 +412,7 @@ func listing(views []shardView, live map[string]checkpointer.Liveness) ([]leaseJ
 
 func writeListing(w io.Writer, leases []leaseJSON, workers []workerJSON) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STREAM\tSHARD\tSTATE\tOWNER\tALIVE\tEPOCH\tCHECKPOINT\tSUB_SEQUENCE\tSTART_AT\tHANDOFF_TO\tPARENTS")
+	fmt.Fprintln(tw, "STREAM\tSHARD\tSTATE\tOWNER\tOWNER_NAME\tALIVE\tEPOCH\tCHECKPOINT\tSUB_SEQUENCE\tSTART_AT\tHANDOFF_TO\tPARENTS")
 	for _, l := range leases {
 		alive := "-"
 		if l.OwnerAlive != nil {
@@ -428,7 +435,7 @@ func writeListing(w io.Writer, leases []leaseJSON, workers []workerJSON) error {
 		if !l.HasRow {
 			state += "(no-row)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Stream, l.Shard, state, orDash(l.Owner), alive, epoch,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Stream, l.Shard, state, orDash(l.Owner), orDash(l.OwnerName), alive, epoch,
 			orDash(l.SequenceNumber), sub, start, orDash(l.HandoffTo), orDash(strings.Join(l.Parents, ",")))
 	}
 	if err := tw.Flush(); err != nil {
@@ -436,7 +443,7 @@ func writeListing(w io.Writer, leases []leaseJSON, workers []workerJSON) error {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "WORKER\tALIVE\tHEARTBEAT\tSHARDS\tSTREAMS\tSTARTED")
+	fmt.Fprintln(tw, "WORKER\tNAME\tALIVE\tHEARTBEAT\tSHARDS\tSTREAMS\tSTARTED")
 	for _, wk := range workers {
 		alive := yesNo(wk.Alive)
 		if !wk.Alive {
@@ -451,7 +458,7 @@ func writeListing(w io.Writer, leases []leaseJSON, workers []workerJSON) error {
 		if wk.Started != nil {
 			started = wk.Started.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", wk.ID, alive, hb, wk.Shards, orDash(strings.Join(wk.Streams, ",")), started)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", wk.ID, orDash(wk.Name), alive, hb, wk.Shards, orDash(strings.Join(wk.Streams, ",")), started)
 	}
 	return tw.Flush()
 }

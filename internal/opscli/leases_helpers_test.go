@@ -64,9 +64,9 @@ func newLenv(t *testing.T, shards int32) *lenv {
 }
 
 // worker returns a handle on the table as worker id.
-func (e *lenv) worker(id string) *checkpointer.Table {
+func (e *lenv) worker(id string, opts ...checkpointer.Option) *checkpointer.Table {
 	e.t.Helper()
-	w, err := checkpointer.New(e.ddb, e.table, id, checkpointer.WithLeasePeriod(testLeasePeriod))
+	w, err := checkpointer.New(e.ddb, e.table, id, append([]checkpointer.Option{checkpointer.WithLeasePeriod(testLeasePeriod)}, opts...)...)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -24,12 +24,14 @@ type listOut struct {
 	Workers []workerJSON `json:"workers"`
 }
 
-// TestLeasesList: per shard the state, the owner and whether it is alive, the epoch, the
-// checkpoint; then the workers, judged from their heartbeats.
+// TestLeasesList: per shard the state, the owner, its worker name and whether it is alive, the
+// epoch, the checkpoint; then the workers, judged from their heartbeats, with their names.
 func TestLeasesList(t *testing.T) {
 	t.Parallel()
 	e := newLenv(t, 3)
-	alive, dead := e.worker("alive-worker"), e.worker("dead-worker")
+	// alive-worker has a given name; dead-worker the default one, "<hostname>:<pid>".
+	alive, dead := e.worker("alive-worker", checkpointer.WithWorkerName("pod-a:17")), e.worker("dead-worker")
+	deadName := checkpointer.DefaultWorkerName()
 	e.beating(alive)
 	if err := dead.Heartbeat(t.Context(), 7, []string{e.stream}); err != nil {
 		t.Fatal(err)
@@ -49,6 +51,7 @@ func TestLeasesList(t *testing.T) {
 	}
 	type want struct {
 		owner      string
+		name       string
 		alive, row bool
 		seq        string
 		sub        *uint64
@@ -56,8 +59,8 @@ func TestLeasesList(t *testing.T) {
 		epoch      int64
 	}
 	wants := map[string]want{
-		shardID(0): {owner: "alive-worker", alive: true, row: true, seq: "4242", sub: &sub, state: "open", epoch: 1},
-		shardID(1): {owner: "dead-worker", row: true, state: "open", epoch: 1},
+		shardID(0): {owner: "alive-worker", name: "pod-a:17", alive: true, row: true, seq: "4242", sub: &sub, state: "open", epoch: 1},
+		shardID(1): {owner: "dead-worker", name: deadName, row: true, state: "open", epoch: 1},
 		shardID(2): {owner: "builtin-client", state: "open", epoch: 1},
 	}
 	if len(got.Leases) != 3 {
@@ -65,7 +68,7 @@ func TestLeasesList(t *testing.T) {
 	}
 	for _, g := range got.Leases {
 		w := wants[g.Shard]
-		if g.Owner != w.owner || g.OwnerAlive == nil || *g.OwnerAlive != w.alive || *g.OwnerHasRow != w.row ||
+		if g.Owner != w.owner || g.OwnerName != w.name || g.OwnerAlive == nil || *g.OwnerAlive != w.alive || *g.OwnerHasRow != w.row ||
 			g.SequenceNumber != w.seq || g.State != w.state || g.Epoch == nil || *g.Epoch != w.epoch || g.Stream != e.stream ||
 			(w.sub == nil) != (g.SubSequence == nil) || (w.sub != nil && *w.sub != *g.SubSequence) {
 			t.Errorf("lease %s = %+v, want %+v", g.Shard, g, w)
@@ -75,13 +78,13 @@ func TestLeasesList(t *testing.T) {
 	for _, w := range got.Workers {
 		workers[w.ID] = w
 	}
-	if w := workers["alive-worker"]; !w.Alive || !w.HasRow || w.Shards != 1 {
+	if w := workers["alive-worker"]; !w.Alive || !w.HasRow || w.Shards != 1 || w.Name != "pod-a:17" {
 		t.Errorf("alive-worker = %+v", w)
 	}
-	if w := workers["dead-worker"]; w.Alive || !w.HasRow || w.Heartbeat != 7 || w.Shards != 1 {
+	if w := workers["dead-worker"]; w.Alive || !w.HasRow || w.Heartbeat != 7 || w.Shards != 1 || w.Name != deadName {
 		t.Errorf("dead-worker = %+v", w)
 	}
-	if w := workers["builtin-client"]; w.Alive || w.HasRow {
+	if w := workers["builtin-client"]; w.Alive || w.HasRow || w.Name != "" {
 		t.Errorf("builtin-client = %+v", w)
 	}
 
@@ -91,14 +94,30 @@ func TestLeasesList(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, line := range []string{
-		e.stream + " " + shardID(0) + " open alive-worker yes 1 4242 3 - - -",
-		e.stream + " " + shardID(1) + " open dead-worker no 1 - - - - -",
-		e.stream + " " + shardID(2) + " open builtin-client no(no-worker-row) 1 - - - - -",
+		e.stream + " " + shardID(0) + " open alive-worker pod-a:17 yes 1 4242 3 - - -",
+		e.stream + " " + shardID(1) + " open dead-worker " + deadName + " no 1 - - - - -",
+		e.stream + " " + shardID(2) + " open builtin-client - no(no-worker-row) 1 - - - - -",
+		"WORKER NAME ALIVE HEARTBEAT SHARDS STREAMS STARTED",
 	} {
 		if !hasLine(out, line) {
 			t.Errorf("table output lacks %q:\n%s", line, out)
 		}
 	}
+	for _, prefix := range []string{"alive-worker pod-a:17 yes ", "dead-worker " + deadName + " no(still-", "builtin-client - no(still-"} {
+		if !hasLinePrefix(out, prefix) {
+			t.Errorf("workers table lacks a line starting %q:\n%s", prefix, out)
+		}
+	}
+}
+
+// hasLinePrefix says whether out has a line whose fields start with those of prefix.
+func hasLinePrefix(out, prefix string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(strings.Join(strings.Fields(line), " "), prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasLine says whether out has a line whose fields are those of want.

@@ -9,6 +9,7 @@
 package input
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -54,8 +55,12 @@ const (
 )
 
 // defaultLeasePeriod is lease_period's default, which poll_period may not
-// exceed.
-const defaultLeasePeriod = "3.5s"
+// exceed; builtinLeasePeriod is the built-in's, which a config written for
+// it relies on when it leaves lease_period out.
+const (
+	defaultLeasePeriod = "3.5s"
+	builtinLeasePeriod = "30s"
+)
 
 // minResubscribeInterval is the least enhanced_fan_out.max_resubscribe_interval
 // the built-in accepts.
@@ -69,12 +74,21 @@ const errEFONotSupported = "enhanced_fan_out.enabled: reading with SubscribeToSh
 // inputConfigFromParsed returns the same text for a config built in code,
 // which is not linted.
 const (
-	msgPollPeriodNegative    = "poll_period must not be negative"
-	msgPollPeriodAboveLease  = "poll_period must not be above lease_period"
-	msgPollIntervalRemoved   = "poll.min_interval is now poll_period (Redpanda Connect 4.107's name for the least time between two GetRecords calls of a shard; 0s means this input's 200ms): move the value there"
-	msgEFOConsumerRequired   = "enhanced_fan_out.consumer_name is required when enhanced_fan_out.enabled is true"
-	msgEFOActivationPositive = "enhanced_fan_out.consumer_activation_timeout must be greater than zero"
-	msgEFOResubscribeMin     = "enhanced_fan_out.max_resubscribe_interval must be at least 1s"
+	msgPollPeriodNegative   = "poll_period must not be negative"
+	msgPollPeriodAboveLease = "poll_period must not be above lease_period"
+	// msgPollPeriodAboveDefaultLease follows msgPollPeriodAboveLease when
+	// lease_period is this input's default (left out, or set to it: a
+	// parsed config cannot tell them apart). A built-in config with a
+	// poll_period between the two defaults fails only here; this says why
+	// and what to do.
+	msgPollPeriodAboveDefaultLease = "this input's default lease_period is " + defaultLeasePeriod + " (the built-in's is " + builtinLeasePeriod + "): set lease_period explicitly (e.g. lease_period: " + builtinLeasePeriod + ", at the cost of a slower take-over of a dead instance's shards) or a shorter poll_period"
+	// msgPollPeriodAboveSetLease follows msgPollPeriodAboveLease when
+	// lease_period is set to another value.
+	msgPollPeriodAboveSetLease = "set a shorter poll_period or a longer lease_period"
+	msgPollIntervalRemoved     = "poll.min_interval is now poll_period (Redpanda Connect 4.107's name for the least time between two GetRecords calls of a shard; 0s means this input's 200ms): move the value there"
+	msgEFOConsumerRequired     = "enhanced_fan_out.consumer_name is required when enhanced_fan_out.enabled is true"
+	msgEFOActivationPositive   = "enhanced_fan_out.consumer_activation_timeout must be greater than zero"
+	msgEFOResubscribeMin       = "enhanced_fan_out.max_resubscribe_interval must be at least 1s"
 )
 
 // durationLint is a lint rule for a duration field: an unparsable value is
@@ -82,6 +96,34 @@ const (
 func durationLint(field, bad, msg string) string {
 	return fmt.Sprintf(`let d = this.parse_duration().catch(null)
 root = if $d == null { [%q + ": " + this.string() + " is not a duration"] } else if %s { [%q] }`, field, bad, msg)
+}
+
+// parsableDurationLint is a lint rule for a duration field whose bounds
+// depend on another field (checked by the parent object's rule): only an
+// unparsable value is reported here.
+func parsableDurationLint(field string) string {
+	return fmt.Sprintf(`root = if this.parse_duration().catch(null) == null { [%q + ": " + this.string() + " is not a duration"] }`, field)
+}
+
+// mustDuration parses a duration constant of this file.
+func mustDuration(s string) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		panic(fmt.Sprintf("duration constant %q: %v", s, err))
+	}
+	return d
+}
+
+// pollAboveLease is the error for a poll_period above the lease period.
+// A lease period at this input's default, shorter than the built-in's, is
+// most likely a built-in config that leaves lease_period out, and the error
+// says so.
+func pollAboveLease(poll, lease time.Duration) error {
+	hint := msgPollPeriodAboveSetLease
+	if lease == mustDuration(defaultLeasePeriod) {
+		hint = msgPollPeriodAboveDefaultLease
+	}
+	return fmt.Errorf("%s (%v > %v): %s", msgPollPeriodAboveLease, poll, lease, hint)
 }
 
 // Spec is the input's config spec: every field of Redpanda Connect's
@@ -98,10 +140,11 @@ func Spec() *service.ConfigSpec {
 let lease = (this.%s | %q).parse_duration().catch(0)
 root = [
   if (this.%s | []).length() == 0 { "field streams is required: at least one stream to read" } else { null },
-  if $lease > 0 && $poll > $lease { %q + " (" + (this.%s | "0s").string() + " > " + (this.%s | %q).string() + ")" } else { null },
+  if $lease > 0 && $poll > $lease { %q + " (" + (this.%s | "0s").string() + " > " + (this.%s | %q).string() + "): " + if $lease == %d { %q } else { %q } } else { null },
 ].filter(m -> m != null)`,
 			fieldPollPeriod, fieldLeasePeriod, defaultLeasePeriod, fieldStreams,
-			msgPollPeriodAboveLease, fieldPollPeriod, fieldLeasePeriod, defaultLeasePeriod)).
+			msgPollPeriodAboveLease, fieldPollPeriod, fieldLeasePeriod, defaultLeasePeriod,
+			mustDuration(defaultLeasePeriod).Nanoseconds(), msgPollPeriodAboveDefaultLease, msgPollPeriodAboveSetLease)).
 		Categories("Services", "AWS").
 		Summary("Reads one or more Kinesis data streams, sharing their shards among all running instances, and checkpoints only what the pipeline has acknowledged.").
 		Description(`
@@ -195,7 +238,7 @@ A table with a string HASH key `+"`StreamID`"+` and a string RANGE key `+"`Shard
 				LintRule(`root = if this < 1 { ["max_moves_per_rebalance must be at least 1"] }`).
 				Advanced(),
 			service.NewDurationField(fieldPollPeriod).
-				Description("The least time between two GetRecords calls of one shard, to leave room for other consumers of the stream: Kinesis allows 5 calls per second per shard, shared by all of them. `0s` keeps this input's own pacing, at most 5 calls per second per shard (200ms); a shorter period than that is taken as it is (and Kinesis throttles it on a real stream). Values above `lease_period` are rejected. A shard at its tip waits at least this long too, however short `poll.idle_wait` is. Called `poll.min_interval` before Redpanda Connect 4.107 gave the built-in this field.").
+				Description("The least time between two GetRecords calls of one shard, to leave room for other consumers of the stream: Kinesis allows 5 calls per second per shard, shared by all of them. `0s` keeps this input's own pacing, at most 5 calls per second per shard (200ms); a shorter period than that is taken as it is (and Kinesis throttles it on a real stream). Values above `lease_period` are rejected: mind that this input's `lease_period` defaults to 3.5s, the built-in's to 30s. A shard at its tip waits at least this long too, however short `poll.idle_wait` is. Called `poll.min_interval` before Redpanda Connect 4.107 gave the built-in this field.").
 				Default("0s").
 				Example("500ms").
 				LintRule(durationLint(fieldPollPeriod, "$d < 0", msgPollPeriodNegative)).
@@ -223,16 +266,30 @@ A table with a string HASH key `+"`StreamID`"+` and a string RANGE key `+"`Shard
 					Example("my-app").
 					Default(""),
 				service.NewDurationField(fieldEFOActivation).
-					Description("How long to wait for a newly registered stream consumer to become active.").
+					Description("How long to wait for a newly registered stream consumer to become active (greater than zero when `enabled` is true).").
 					Default("1m").
-					LintRule(durationLint(fieldEFO+"."+fieldEFOActivation, "$d <= 0", msgEFOActivationPositive)),
+					LintRule(parsableDurationLint(fieldEFO+"."+fieldEFOActivation)),
 				service.NewDurationField(fieldEFOResubscribe).
-					Description("The longest wait before subscribing to a shard again after a subscription ends (at least 1s).").
+					Description("The longest wait before subscribing to a shard again after a subscription ends (at least 1s when `enabled` is true).").
 					Default("30s").
-					LintRule(durationLint(fieldEFO+"."+fieldEFOResubscribe, fmt.Sprintf("$d < %d", minResubscribeInterval.Nanoseconds()), msgEFOResubscribeMin)),
+					LintRule(parsableDurationLint(fieldEFO+"."+fieldEFOResubscribe)),
 			).
 				Description("Enhanced fan-out, as the built-in's (Redpanda Connect 4.107). Reading with SubscribeToShard is not built yet: only `enabled: false` is accepted.").
-				LintRule(fmt.Sprintf(`root = if (this.%s | false) && (this.%s | "") == "" { [%q] }`, fieldEFOEnabled, fieldEFOConsumer, msgEFOConsumerRequired)).
+				// The built-in checks the other fields only when enabled is
+				// true, so a config of it that sets them while fan-out is off
+				// lints clean here too. An unparsable duration is reported by
+				// the field's own rule, whatever enabled says.
+				LintRule(fmt.Sprintf(`let activation = (this.%s | "1m").parse_duration().catch(null)
+let resubscribe = (this.%s | "30s").parse_duration().catch(null)
+root = if (this.%s | false) == true { [
+  if (this.%s | "") == "" { %q } else { null },
+  if $activation != null && $activation <= 0 { %q } else { null },
+  if $resubscribe != null && $resubscribe < %d { %q } else { null },
+].filter(m -> m != null) }`,
+					fieldEFOActivation, fieldEFOResubscribe, fieldEFOEnabled,
+					fieldEFOConsumer, msgEFOConsumerRequired,
+					msgEFOActivationPositive,
+					minResubscribeInterval.Nanoseconds(), msgEFOResubscribeMin)).
 				Advanced(),
 		).
 		Fields(awssession.Fields()...).
@@ -420,7 +477,7 @@ func inputConfigFromParsed(pConf *service.ParsedConfig) (conf inputConfig, err e
 	case pollPeriod < 0:
 		return conf, fmt.Errorf("%s", msgPollPeriodNegative)
 	case pollPeriod > conf.leasePeriod:
-		return conf, fmt.Errorf("%s (%v > %v)", msgPollPeriodAboveLease, pollPeriod, conf.leasePeriod)
+		return conf, pollAboveLease(pollPeriod, conf.leasePeriod)
 	case pollPeriod > 0:
 		conf.pace.minInterval = pollPeriod
 	}
@@ -449,7 +506,9 @@ func inputConfigFromParsed(pConf *service.ParsedConfig) (conf inputConfig, err e
 }
 
 // checkEnhancedFanOut applies enhanced_fan_out's lint rules to a config built
-// in code, and refuses enabled: true, which is not built.
+// in code, and refuses enabled: true, which is not built. As in the built-in,
+// the other fields are checked only when enabled is true; their messages then
+// follow the refusal, so that the user sees all there is to fix.
 func checkEnhancedFanOut(efo *service.ParsedConfig) error {
 	enabled, err := efo.FieldBool(fieldEFOEnabled)
 	if err != nil {
@@ -467,15 +526,18 @@ func checkEnhancedFanOut(efo *service.ParsedConfig) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case activation <= 0:
-		return fmt.Errorf("%s", msgEFOActivationPositive)
-	case resubscribe < minResubscribeInterval:
-		return fmt.Errorf("%s", msgEFOResubscribeMin)
-	case enabled && name == "":
-		return fmt.Errorf("%s; %s", errEFONotSupported, msgEFOConsumerRequired)
-	case enabled:
-		return fmt.Errorf("%s", errEFONotSupported)
+	if !enabled {
+		return nil
 	}
-	return nil
+	msgs := []string{errEFONotSupported}
+	if name == "" {
+		msgs = append(msgs, msgEFOConsumerRequired)
+	}
+	if activation <= 0 {
+		msgs = append(msgs, msgEFOActivationPositive)
+	}
+	if resubscribe < minResubscribeInterval {
+		msgs = append(msgs, msgEFOResubscribeMin)
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }

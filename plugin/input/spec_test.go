@@ -108,10 +108,18 @@ func TestSpecLint4107Fields(t *testing.T) {
 		{"defaults", "", nil, ""},
 		{"poll_period at the lease period", "poll_period: 3.5s\n", nil, ""},
 		{"poll_period below the default lease period", "poll_period: 1s\n", nil, ""},
-		{"poll_period above the lease period", "poll_period: 4s\n",
-			[]string{msgPollPeriodAboveLease + " (4s > 3.5s)"}, msgPollPeriodAboveLease + " (4s > 3.5s)"},
+		// A built-in config leaves lease_period out, relying on its 30s:
+		// the message names both defaults and the fix.
+		{"poll_period above the default lease period", "poll_period: 5s\n",
+			[]string{msgPollPeriodAboveLease + " (5s > 3.5s): " + msgPollPeriodAboveDefaultLease},
+			msgPollPeriodAboveLease + " (5s > 3.5s): " + msgPollPeriodAboveDefaultLease},
+		{"poll_period above the default lease period, set explicitly", "lease_period: 3.5s\npoll_period: 4s\n",
+			[]string{msgPollPeriodAboveLease + " (4s > 3.5s): " + msgPollPeriodAboveDefaultLease},
+			msgPollPeriodAboveLease + " (4s > 3.5s): " + msgPollPeriodAboveDefaultLease},
 		{"poll_period above a set lease period", "lease_period: 30s\npoll_period: 31s\n",
-			[]string{msgPollPeriodAboveLease + " (31s > 30s)"}, msgPollPeriodAboveLease + " (31s > 30s)"},
+			[]string{msgPollPeriodAboveLease + " (31s > 30s): " + msgPollPeriodAboveSetLease},
+			msgPollPeriodAboveLease + " (31s > 30s): " + msgPollPeriodAboveSetLease},
+		{"the fix the message gives", "lease_period: 30s\npoll_period: 5s\n", nil, ""},
 		{"poll_period below a set lease period", "lease_period: 30s\npoll_period: 29s\n", nil, ""},
 		{"negative poll_period", "poll_period: -1s\n", []string{msgPollPeriodNegative}, msgPollPeriodNegative},
 		{"poll_period not a duration", "poll_period: soon\n", []string{"poll_period: soon is not a duration"}, "soon"},
@@ -121,11 +129,31 @@ func TestSpecLint4107Fields(t *testing.T) {
 		{"fan-out on", "enhanced_fan_out: {enabled: true, consumer_name: app}\n", []string{errEFONotSupported}, errEFONotSupported},
 		{"fan-out on without a consumer name", "enhanced_fan_out: {enabled: true}\n",
 			[]string{msgEFOConsumerRequired, errEFONotSupported}, errEFONotSupported + "; " + msgEFOConsumerRequired},
-		{"zero activation timeout", "enhanced_fan_out: {consumer_activation_timeout: 0s}\n", []string{msgEFOActivationPositive}, msgEFOActivationPositive},
-		{"negative activation timeout", "enhanced_fan_out: {consumer_activation_timeout: -1m}\n", []string{msgEFOActivationPositive}, msgEFOActivationPositive},
+		// The built-in checks the other fields only when enabled is true:
+		// with fan-out off (the default, or written) they lint and parse
+		// clean whatever their value.
+		{"zero activation timeout, fan-out off", "enhanced_fan_out: {consumer_activation_timeout: 0s}\n", nil, ""},
+		{"negative activation timeout, fan-out off", "enhanced_fan_out: {enabled: false, consumer_activation_timeout: -1m}\n", nil, ""},
+		{"zero resubscribe interval, fan-out off", "enhanced_fan_out: {max_resubscribe_interval: 0s}\n", nil, ""},
+		{"resubscribe interval below 1s, fan-out off", "enhanced_fan_out: {enabled: false, max_resubscribe_interval: 999ms}\n", nil, ""},
+		// With fan-out on they are checked, and their messages come with the
+		// refusal, so that the user sees all there is to fix.
+		{"zero activation timeout, fan-out on", "enhanced_fan_out: {enabled: true, consumer_name: app, consumer_activation_timeout: 0s}\n",
+			[]string{msgEFOActivationPositive, errEFONotSupported}, errEFONotSupported + "; " + msgEFOActivationPositive},
+		{"negative activation timeout, fan-out on", "enhanced_fan_out: {enabled: true, consumer_name: app, consumer_activation_timeout: -1m}\n",
+			[]string{msgEFOActivationPositive, errEFONotSupported}, errEFONotSupported + "; " + msgEFOActivationPositive},
+		{"resubscribe interval below 1s, fan-out on", "enhanced_fan_out: {enabled: true, consumer_name: app, max_resubscribe_interval: 999ms}\n",
+			[]string{msgEFOResubscribeMin, errEFONotSupported}, errEFONotSupported + "; " + msgEFOResubscribeMin},
+		{"resubscribe interval at 1s, fan-out on", "enhanced_fan_out: {enabled: true, consumer_name: app, max_resubscribe_interval: 1s}\n",
+			[]string{errEFONotSupported}, errEFONotSupported},
+		{"every fan-out rule broken", "enhanced_fan_out: {enabled: true, consumer_activation_timeout: 0s, max_resubscribe_interval: 0s}\n",
+			[]string{msgEFOConsumerRequired, msgEFOActivationPositive, msgEFOResubscribeMin, errEFONotSupported},
+			errEFONotSupported + "; " + msgEFOConsumerRequired + "; " + msgEFOActivationPositive + "; " + msgEFOResubscribeMin},
+		// An unparsable duration is an error whatever enabled says.
 		{"activation timeout not a duration", "enhanced_fan_out: {consumer_activation_timeout: later}\n",
 			[]string{"enhanced_fan_out.consumer_activation_timeout: later is not a duration"}, "later"},
-		{"resubscribe interval below 1s", "enhanced_fan_out: {max_resubscribe_interval: 999ms}\n", []string{msgEFOResubscribeMin}, msgEFOResubscribeMin},
+		{"resubscribe interval not a duration, fan-out on", "enhanced_fan_out: {enabled: true, consumer_name: app, max_resubscribe_interval: often}\n",
+			[]string{errEFONotSupported, "enhanced_fan_out.max_resubscribe_interval: often is not a duration"}, "often"},
 		{"resubscribe interval at 1s", "enhanced_fan_out: {max_resubscribe_interval: 1s}\n", nil, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -200,5 +228,51 @@ func TestSpecFanOutRefusedAtStart(t *testing.T) {
 	defer cancel()
 	if err := st.Run(ctx); err == nil || !strings.Contains(err.Error(), errEFONotSupported) {
 		t.Fatalf("run: %v, want an error saying %q", err, errEFONotSupported)
+	}
+}
+
+// A poll_period above lease_period says what to do, in words a user of the
+// built-in (whose lease_period defaults to 30s) can act on: both defaults
+// and the two fixes when lease_period is this input's default, the two
+// fixes otherwise. The text is spelled out here, not taken from the
+// constants, so that a wrong constant fails too.
+func TestSpecPollPeriodAboveLeaseSaysWhatToDo(t *testing.T) {
+	const base = "streams: [foo]\ndynamodb: {table: t}\n"
+	for _, c := range []struct {
+		name, yaml string
+		want       []string // each is in the lint and in the parse error
+		notWant    []string
+	}{
+		{"lease_period not set", "poll_period: 5s\n",
+			[]string{"(5s > 3.5s)", "default lease_period is 3.5s", "the built-in's is 30s", "set lease_period explicitly (e.g. lease_period: 30s", "or a shorter poll_period"}, nil},
+		{"lease_period set", "lease_period: 2s\npoll_period: 5s\n",
+			[]string{"(5s > 2s)", "a shorter poll_period or a longer lease_period"}, []string{"default", "30s"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			lints := lintInput(t, base+c.yaml)
+			if len(lints) != 1 {
+				t.Fatalf("lints %q, want one", lints)
+			}
+			pConf, err := Spec().ParseYAML(base+c.yaml, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = inputConfigFromParsed(pConf)
+			if err == nil {
+				t.Fatal("parsed, want an error")
+			}
+			for what, msg := range map[string]string{"lint": lints[0], "parse error": err.Error()} {
+				for _, w := range c.want {
+					if !strings.Contains(msg, w) {
+						t.Errorf("%s %q does not say %q", what, msg, w)
+					}
+				}
+				for _, w := range c.notWant {
+					if strings.Contains(msg, w) {
+						t.Errorf("%s %q says %q", what, msg, w)
+					}
+				}
+			}
+		})
 	}
 }

@@ -18,9 +18,23 @@ import (
 // both are found by reading, with the same pacing and throttle handling as countRecords.
 
 // callTimeout bounds each Kinesis call of scan: an endpoint that never answers (kinesalite does
-// not answer an AT_TIMESTAMP GetShardIterator on an empty shard) fails the command rather than
-// hang it.
+// not answer an AT_TIMESTAMP GetShardIterator when no record is at or after the time) fails the
+// command rather than hang it.
 const callTimeout = 10 * time.Second
+
+// unanswered says plainly that Kinesis did not answer call within callTimeout, when that is
+// what err is (the call's own deadline, not the caller's context, ended it); otherwise it
+// returns nil. AT_TIMESTAMP gets the likely reason: the local emulator.
+func unanswered(ctx context.Context, err error, s kinesisapi.Stream, shard, call string, it types.ShardIteratorType) error {
+	if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		return nil
+	}
+	why := ""
+	if it == types.ShardIteratorTypeAtTimestamp {
+		why = " (kinesalite, the local emulator, never answers it when no record is at or after the time)"
+	}
+	return fmt.Errorf("shard %s of %s: Kinesis did not answer %s within %v%s: %w", shard, s, call, callTimeout, why, err)
+}
 
 // scan reads a shard from the iterator in asks for, calling each for every record until it
 // returns true. It stops at the tip (an empty answer with MillisBehindLatest 0) and at the end
@@ -31,6 +45,9 @@ func scan(ctx context.Context, api kinesisAPI, s kinesisapi.Stream, shard string
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	out, err := api.GetShardIterator(cctx, &in)
 	cancel()
+	if err := unanswered(ctx, err, s, shard, "GetShardIterator "+string(in.ShardIteratorType), in.ShardIteratorType); err != nil {
+		return false, err
+	}
 	if err != nil {
 		return false, fmt.Errorf("getting a %s iterator for shard %s of stream %s: %w", in.ShardIteratorType, shard, s, kinesisapi.NotFound(s, err))
 	}
@@ -53,6 +70,9 @@ func scan(ctx context.Context, api kinesisAPI, s kinesisapi.Stream, shard string
 					return false, err
 				}
 				continue
+			}
+			if err := unanswered(ctx, err, s, shard, "GetRecords", ""); err != nil {
+				return false, err
 			}
 			return false, fmt.Errorf("reading shard %s of stream %s: %w", shard, s, kinesisapi.NotFound(s, err))
 		}

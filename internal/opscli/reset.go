@@ -303,10 +303,11 @@ func (o options) leasesResetAction(c *cli.Context) error {
 // A shard with a checkpoint resumes after it; one without starts at its row's StartAt
 // (AT_TIMESTAMP), except a child whose parent the stream still lists, which the inputs read from
 // its oldest record. So: oldest is StartAt = the Unix epoch; latest and timestamp=T are
-// StartAt = T (now for latest), which is exactly what AT_TIMESTAMP gives, and for such a child,
-// a checkpoint at the record just before the first one at or after T. A closed shard with no
-// record at or after T is marked finished (nothing of it is left to read). sequence=N is the
-// checkpoint N.
+// StartAt = T (now for latest), which is exactly what AT_TIMESTAMP gives, with no read of the
+// shard (latest on a closed shard is finished: nothing more is written to it); only for such a
+// child is the shard read, for a checkpoint at the record just before
+// the first one at or after T (and a closed child with no record at or after T is marked
+// finished: nothing of it is left to read). sequence=N is the checkpoint N.
 func (o options) resolve(ctx context.Context, ls *leaseSession, s kinesisapi.Stream, to target, now time.Time, ch *change) error {
 	v := ch.view
 	pace := o.pace
@@ -329,6 +330,19 @@ func (o options) resolve(ctx context.Context, ls *leaseSession, s kinesisapi.Str
 	if to.kind == toLatest {
 		at = now
 	}
+	if to.kind == toLatest && v.Closed {
+		// A closed shard gets no more records: nothing of it is written after the reset.
+		ch.placement = checkpointer.Placement{Finished: true}
+		ch.note = "closed: nothing is written after the reset"
+		return nil
+	}
+	if !v.isChild() {
+		// The next owner asks AT_TIMESTAMP at StartAt itself: nothing to find here (and the
+		// question is one kinesalite never answers when no record is at or after the time).
+		ch.placement = checkpointer.Placement{StartAt: at}
+		ch.note = "AT_TIMESTAMP"
+		return nil
+	}
 	first, ended, err := firstAtOrAfter(ctx, ls.kin, s, v.Shard, at, pace)
 	if err != nil {
 		return err
@@ -342,10 +356,6 @@ func (o options) resolve(ctx context.Context, ls *leaseSession, s kinesisapi.Str
 		ch.note = fmt.Sprintf("first record %s (arrived %s)", first.Seq, first.Arrival.UTC().Format(time.RFC3339Nano))
 	default:
 		ch.note = "nothing yet: the next record written"
-	}
-	if !v.isChild() {
-		ch.placement = checkpointer.Placement{StartAt: at}
-		return nil
 	}
 	prev, err := lastBefore(ctx, ls.kin, s, v.Shard, at, first, pace)
 	if err != nil {

@@ -1,11 +1,20 @@
 package opscli
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
 	"github.com/benthos-kinesis/benthos-kinesis/checkpointer"
+	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisapi"
 )
 
 // gap makes the next record arrive later than the last one written: AT_TIMESTAMP tells records
@@ -210,10 +219,163 @@ func TestResetJSONPlan(t *testing.T) {
 			t.Errorf("change %+v", ch)
 		}
 	}
-	if !strings.Contains(res.Changes[1].Note, "first record "+recs[0].Seq) || !strings.Contains(res.Changes[0].Note, "nothing yet") {
-		t.Errorf("notes %q, %q", res.Changes[0].Note, res.Changes[1].Note)
+	// Neither shard is a child: StartAt is all the inputs need, nothing is read to plan it.
+	if res.Changes[0].Note != "AT_TIMESTAMP" || res.Changes[1].Note != "AT_TIMESTAMP" {
+		t.Errorf("notes %q, %q, want AT_TIMESTAMP", res.Changes[0].Note, res.Changes[1].Note)
 	}
 	if l := e.row(shardID(0)); l.Exists {
 		t.Errorf("a dry run wrote %s", l)
+	}
+}
+
+// TestResetNonChildOnKinesalite: latest and timestamp=<now> on a shard that is not the child of
+// a listed parent write StartAt and read nothing, so they work on kinesalite, which never
+// answers the AT_TIMESTAMP GetShardIterator they used to ask when no record is at or after the
+// time (the command failed after 10s).
+func TestResetNonChildOnKinesalite(t *testing.T) {
+	cases := []struct {
+		name    string
+		records bool // records written before the reset (all before the time)
+		latest  bool // --to latest, else --to timestamp=<now>
+	}{
+		{name: "latest, empty shard", latest: true},
+		{name: "latest, records before", records: true, latest: true},
+		{name: "timestamp now, empty shard"},
+		{name: "timestamp now, records before", records: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newLenv(t, 1)
+			if tc.records {
+				e.put(shardID(0), "A", "B")
+				gap()
+			}
+			before := time.Now()
+			to := "latest"
+			if !tc.latest {
+				to = "timestamp=" + before.UTC().Format(time.RFC3339Nano)
+			}
+			var res planResult
+			if err := e.runJSON(&res, "leases", "reset", "--table", e.table, "--stream", e.stream, "--to", to, "--yes"); err != nil {
+				t.Fatalf("reset --to %s: %v (%+v)", to, err, res)
+			}
+			after := time.Now()
+			if len(res.Changes) != 1 || res.Changes[0].Result != "moved" || res.Changes[0].Note != "AT_TIMESTAMP" {
+				t.Fatalf("JSON = %+v", res)
+			}
+			l := e.row(shardID(0))
+			ok := l.StartAt.Equal(before)
+			if tc.latest {
+				ok = !l.StartAt.Before(before.Truncate(time.Millisecond)) && !l.StartAt.After(after)
+			}
+			if !ok || l.SequenceNumber != "" || l.Finished {
+				t.Errorf("row %s, start %v: want no checkpoint and a StartAt of %v", l, l.StartAt, before)
+			}
+		})
+	}
+}
+
+// TestResetAfterSplitOnKinesalite: after a split, latest on the closed parent finishes it and
+// timestamp=<now> writes its StartAt, neither reading it; on a child (its parent still listed),
+// where the shard must be read and kinesalite does not answer, the error says what happened
+// and why.
+func TestResetAfterSplitOnKinesalite(t *testing.T) {
+	t.Parallel()
+	e := newLenv(t, 1)
+	e.put(shardID(0), "A")
+	if _, err := e.kin.SplitShard(t.Context(), &kinesis.SplitShardInput{
+		StreamName: aws.String(e.stream), ShardToSplit: aws.String(shardID(0)),
+		NewStartingHashKey: aws.String(new(big.Int).Lsh(big.NewInt(1), 127).String()),
+	}); err != nil {
+		t.Fatalf("SplitShard: %v", err)
+	}
+	if _, err := waitActive(t.Context(), e.kin, kinesisapi.Stream(e.stream), 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	reset := func(to, shard string, extra ...string) (planResult, error) {
+		var res planResult
+		err := e.runJSON(&res, append([]string{"leases", "reset", "--table", e.table, "--stream", e.stream, "--to", to, "--shard", shard}, extra...)...)
+		return res, err
+	}
+	now := time.Now().UTC()
+	res, err := reset("timestamp="+now.Format(time.RFC3339Nano), shardID(0), "--dry-run")
+	if err != nil || len(res.Changes) != 1 || res.Changes[0].StartAt == nil || !res.Changes[0].StartAt.Equal(now) || res.Changes[0].Finished {
+		t.Fatalf("timestamp=<now> on the closed parent: %v, %+v", err, res)
+	}
+	res, err = reset("latest", shardID(0), "--yes")
+	if err != nil || len(res.Changes) != 1 || res.Changes[0].Result != "moved" {
+		t.Fatalf("latest on the closed parent: %v, %+v", err, res)
+	}
+	if l := e.row(shardID(0)); !l.Finished || l.SequenceNumber != "" {
+		t.Errorf("closed parent after latest: %s, want finished", l)
+	}
+	// With the parent finished but still listed, its children are still children.
+	_, err = reset("latest", shardID(1), "--dry-run")
+	want := "shard " + shardID(1) + " of " + e.stream + ": Kinesis did not answer GetShardIterator AT_TIMESTAMP within 10s " +
+		"(kinesalite, the local emulator, never answers it when no record is at or after the time)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("latest on a child: error = %v, want one containing %q", err, want)
+	}
+}
+
+// stalled is a Kinesis whose calls end as the SDK ends them when their context's deadline
+// passes (or, canceled, as when the caller's context ends).
+type stalled struct {
+	kinesisAPI
+	iterErr, recordsErr error
+}
+
+func (s stalled) GetShardIterator(context.Context, *kinesis.GetShardIteratorInput, ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error) {
+	if s.iterErr != nil {
+		return nil, s.iterErr
+	}
+	return &kinesis.GetShardIteratorOutput{ShardIterator: aws.String("it")}, nil
+}
+
+func (s stalled) GetRecords(context.Context, *kinesis.GetRecordsInput, ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error) {
+	return nil, s.recordsErr
+}
+
+// TestScanUnanswered: a call ended by its own deadline says which call Kinesis did not answer
+// (AT_TIMESTAMP with the emulator's reason); other errors keep their usual wording.
+func TestScanUnanswered(t *testing.T) {
+	deadline := fmt.Errorf("operation error Kinesis: GetShardIterator: %w", context.DeadlineExceeded)
+	canceledCtx, cancel := context.WithCancel(t.Context())
+	cancel()
+	cases := []struct {
+		name    string
+		ctx     context.Context
+		api     stalled
+		it      types.ShardIteratorType
+		want    string
+		wantNot string
+	}{
+		{name: "AT_TIMESTAMP", api: stalled{iterErr: deadline}, it: types.ShardIteratorTypeAtTimestamp,
+			want: "shard s-0 of st: Kinesis did not answer GetShardIterator AT_TIMESTAMP within 10s (kinesalite, the local emulator, never answers it when no record is at or after the time)"},
+		{name: "TRIM_HORIZON", api: stalled{iterErr: deadline}, it: types.ShardIteratorTypeTrimHorizon,
+			want: "shard s-0 of st: Kinesis did not answer GetShardIterator TRIM_HORIZON within 10s: ", wantNot: "kinesalite"},
+		{name: "GetRecords", api: stalled{recordsErr: deadline}, it: types.ShardIteratorTypeAtTimestamp,
+			want: "shard s-0 of st: Kinesis did not answer GetRecords within 10s: ", wantNot: "kinesalite"},
+		{name: "the caller's context ended", ctx: canceledCtx, api: stalled{iterErr: deadline}, it: types.ShardIteratorTypeAtTimestamp,
+			want: "getting a AT_TIMESTAMP iterator", wantNot: "did not answer"},
+		{name: "another error", api: stalled{iterErr: errors.New("boom")}, it: types.ShardIteratorTypeAtTimestamp,
+			want: "getting a AT_TIMESTAMP iterator for shard s-0 of stream st: boom", wantNot: "did not answer"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := tc.ctx
+			if ctx == nil {
+				ctx = t.Context()
+			}
+			in := kinesis.GetShardIteratorInput{ShardIteratorType: tc.it, Timestamp: aws.Time(time.Now())}
+			_, err := scan(ctx, tc.api, kinesisapi.Stream("st"), "s-0", in, time.Millisecond, func(types.Record) bool { return true })
+			if err == nil || !strings.Contains(err.Error(), tc.want) || (tc.wantNot != "" && strings.Contains(err.Error(), tc.wantNot)) {
+				t.Fatalf("error = %v, want one containing %q and not %q", err, tc.want, tc.wantNot)
+			}
+			if !errors.Is(err, context.DeadlineExceeded) && tc.api.iterErr == deadline {
+				t.Errorf("error %v does not wrap the deadline", err)
+			}
+		})
 	}
 }

@@ -190,8 +190,8 @@ func (t *Table) get(ctx context.Context, stream, shard string) (Lease, error) {
 }
 
 // Heartbeat writes this worker's row: Heartbeat = counter, Streams (informational), Started (the
-// time the Table was made), WorkerName (informational, see WithWorkerName). The caller bumps counter every heartbeat period; observers judge
-// liveness by seeing it change.
+// time the Table was made), WorkerName (informational, see WithWorkerName). The caller bumps
+// counter every heartbeat period; observers judge liveness by seeing it change.
 func (t *Table) Heartbeat(ctx context.Context, counter int64, streams []string) error {
 	item := map[string]types.AttributeValue{
 		AttrStreamID:  &types.AttributeValueMemberS{Value: WorkersPartition},

@@ -58,9 +58,13 @@ start_reader() {
   eval "PID_$1=$!"
   disown
 }
-# checkpointed: every owned shard has a checkpoint (written each commit_period, 5s). Columns of
-# the shard rows: STREAM SHARD STATE OWNER ALIVE EPOCH CHECKPOINT ...
-checkpointed() { ! leases | awk -v s="$STREAM" '$1 == s && $4 != "-" && $7 == "-"' | grep -q .; }
+# checkpointed: every owned shard has a checkpoint (written each commit_period, 5s). The columns
+# are found by name in the shard table's header.
+checkpointed() {
+  ! leases | awk -v s="$STREAM" '
+    $1 == "STREAM" { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    $1 == s && $col["OWNER"] != "-" && $col["CHECKPOINT"] == "-"' | grep -q .
+}
 # stop PID: SIGTERM, then wait (at most 30 s) for a graceful exit.
 stop() {
   local i

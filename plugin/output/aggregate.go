@@ -176,7 +176,7 @@ func resendStrays(m *shardMap, agg *outRecord, landed string, now time.Time) int
 	start, end, known := m.rangeOf(landed)
 	n := 0
 	for _, u := range agg.members {
-		if known && !u.hash.less(start) && !end.less(u.hash) || !known && u.hash == agg.hash {
+		if known && !u.hash.Less(start) && !end.Less(u.hash) || !known && u.hash == agg.hash {
 			continue
 		}
 		u.done, u.bare, u.notBefore = false, true, now

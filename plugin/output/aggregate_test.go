@@ -132,16 +132,16 @@ func TestResendStrays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	low, high := hashKey{hi: 1}, hashKey{hi: 1 << 63}
+	low, high := hashKey{Hi: 1}, hashKey{Hi: 1 << 63}
 	for _, c := range []struct {
 		name   string
 		landed string
 		hashes []hashKey // the members'; the first routes the aggregate
 		want   string    // which are put again
 	}{
-		{"known shard: those outside its range", "low", []hashKey{low, high, {hi: 2}, high}, "[false true false true]"},
-		{"known shard owning all", "high", []hashKey{high, {hi: 1<<63 + 5}}, "[false false]"},
-		{"unknown shard: all but the first's hash key", "new", []hashKey{low, low, {hi: 2}}, "[false false true]"},
+		{"known shard: those outside its range", "low", []hashKey{low, high, {Hi: 2}, high}, "[false true false true]"},
+		{"known shard owning all", "high", []hashKey{high, {Hi: 1<<63 + 5}}, "[false false]"},
+		{"unknown shard: all but the first's hash key", "new", []hashKey{low, low, {Hi: 2}}, "[false false true]"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			agg := &outRecord{hash: c.hashes[0]}

@@ -61,7 +61,7 @@ func (w *kinesisWriter) prepareOne(r *outRecord, msg *service.Message, i int, pk
 			if r.hash, err = parseHashKey(hk); err != nil {
 				return fmt.Errorf("hash key %q: %w", hk, err)
 			}
-			r.explicitHash = hk
+			r.explicitHash = canonicalHashKey(hk, r.hash)
 			return nil
 		}
 	}

@@ -142,7 +142,8 @@ shard_limits: {records_per_second: 100000, bytes_per_second: 104857600}
 
 // The per-record limits with the defaults (1 MiB records): exactly the limit
 // lands, one byte more fails alone saying why; an empty or 257-character
-// partition key and an explicit hash key out of range fail alone too.
+// partition key and an explicit hash key out of range fail alone too. An explicit hash key with
+// leading zeros (which Kinesis refuses, for the whole request) goes out in canonical form.
 func TestFakeBadRecordsFailAlone(t *testing.T) {
 	srv := kinesisfake.Start(t, kinesisfake.WithStream("limits", 2), kinesisfake.WithShardWriteLimits(100000, 100*mib))
 	w := connectedWriter(t, `
@@ -161,9 +162,11 @@ shard_limits: {records_per_second: 100000, bytes_per_second: 104857600}
 		sizedMsg("badhash", "A", 100),
 		sizedMsg("hash", "H", 100),
 		sizedMsg("ok2", "A", 100),
+		sizedMsg("zeros", "Z", 100),
 	}
 	b[5].MetaSetMut("hash", "340282366920938463463374607431768211456") // 2^128
 	b[6].MetaSetMut("hash", "340282366920938463463374607431768211455") // 2^128-1
+	b[8].MetaSetMut("hash", "0000340282366920938463463374607431768211455")
 	idx := b.Index()
 	failed := failedIndexes(t, idx, writeFake(t, w, b))
 	want := map[int]string{
@@ -181,7 +184,7 @@ shard_limits: {records_per_second: 100000, bytes_per_second: 104857600}
 		}
 	}
 	perKey, n := landedTags(t, srv, "limits")
-	if n != 4 || fmt.Sprint(perKey["A"]) != "[ok1 exact ok2]" || fmt.Sprint(perKey["H"]) != "[hash]" {
+	if n != 5 || fmt.Sprint(perKey["A"]) != "[ok1 exact ok2]" || fmt.Sprint(perKey["H"]) != "[hash]" || fmt.Sprint(perKey["Z"]) != "[zeros]" {
 		t.Fatalf("landed %d records: %v", n, perKey)
 	}
 	if st := srv.Stats(); len(st.Errors) != 0 {

@@ -1,61 +1,34 @@
 package output
 
 import (
-	"crypto/md5"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"sort"
 	"unicode/utf8"
+
+	"github.com/benthos-kinesis/benthos-kinesis/internal/kpl"
 )
 
-// hashKey is a position on Kinesis' 128-bit hash-key ring.
-type hashKey struct{ hi, lo uint64 }
+// hashKey is a position on Kinesis' 128-bit hash-key ring (one type with the input's KPL
+// range checks).
+type hashKey = kpl.HashKey
 
-func (a hashKey) less(b hashKey) bool {
-	return a.hi < b.hi || (a.hi == b.hi && a.lo < b.lo)
-}
+// partitionHash is where Kinesis puts a partition key.
+func partitionHash(key string) hashKey { return kpl.PartitionKeyHash(key) }
 
-// partitionHash is where Kinesis puts a partition key: the MD5 digest of its
-// UTF-8 bytes read as a big-endian unsigned 128-bit integer.
-func partitionHash(key string) hashKey {
-	sum := md5.Sum([]byte(key))
-	return hashKey{hi: binary.BigEndian.Uint64(sum[:8]), lo: binary.BigEndian.Uint64(sum[8:])}
-}
+// parseHashKey reads an explicit hash key or a shard's hash-key bound, a decimal integer in
+// [0, 2^128-1], without the allocations of math/big. Leading zeros are accepted; an explicit hash
+// key is sent in canonical form (canonicalHashKey), since Kinesis refuses them.
+func parseHashKey(s string) (hashKey, error) { return kpl.ParseHashKey(s) }
 
-var errHashKeyRange = errors.New("not a decimal integer between 0 and 2^128-1")
-
-// parseHashKey reads an explicit hash key or a shard's hash-key bound, a
-// decimal integer in [0, 2^128-1], without the allocations of math/big.
-func parseHashKey(s string) (hashKey, error) {
-	if s == "" || len(s) > 39 {
-		return hashKey{}, errHashKeyRange
+// canonicalHashKey is s, already parsed as h, as Kinesis accepts an explicit hash key: without
+// leading zeros (pattern 0|([1-9]\d{0,38})). A key it refuses would fail the whole PutRecords
+// request, not the record alone.
+func canonicalHashKey(s string, h hashKey) string {
+	if len(s) > 1 && s[0] == '0' {
+		return h.String()
 	}
-	var h hashKey
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return hashKey{}, errHashKeyRange
-		}
-		// h = h*10 + digit, failing on overflow of 128 bits.
-		loHi, lo := bits.Mul64(h.lo, 10)
-		hiHi, hi := bits.Mul64(h.hi, 10)
-		if hiHi != 0 {
-			return hashKey{}, errHashKeyRange
-		}
-		hi, carry := bits.Add64(hi, loHi, 0)
-		if carry != 0 {
-			return hashKey{}, errHashKeyRange
-		}
-		lo, carry = bits.Add64(lo, uint64(c-'0'), 0)
-		hi, carry = bits.Add64(hi, 0, carry)
-		if carry != 0 {
-			return hashKey{}, errHashKeyRange
-		}
-		h = hashKey{hi: hi, lo: lo}
-	}
-	return h, nil
+	return s
 }
 
 // checkPartitionKey applies Kinesis' rule for partition keys: 1 to 256
@@ -100,12 +73,12 @@ func newShardMap(open []shardBounds, state func(id string) *shardState) (*shardM
 		if err != nil {
 			return nil, fmt.Errorf("shard %s: ending hash key %q: %w", s.id, s.endingHashKey, err)
 		}
-		if end.less(start) {
+		if end.Less(start) {
 			return nil, fmt.Errorf("shard %s: ending hash key below starting hash key", s.id)
 		}
 		m.ranges = append(m.ranges, shardRange{start: start, end: end, shard: state(s.id)})
 	}
-	sort.Slice(m.ranges, func(i, j int) bool { return m.ranges[i].start.less(m.ranges[j].start) })
+	sort.Slice(m.ranges, func(i, j int) bool { return m.ranges[i].start.Less(m.ranges[j].start) })
 	return m, nil
 }
 
@@ -113,12 +86,12 @@ func newShardMap(open []shardBounds, state func(id string) *shardState) (*shardM
 // shard does (a gap while the stream is being resharded).
 func (m *shardMap) lookup(h hashKey) *shardState {
 	// The first range that starts above h; the one before it is the candidate.
-	i := sort.Search(len(m.ranges), func(i int) bool { return h.less(m.ranges[i].start) })
+	i := sort.Search(len(m.ranges), func(i int) bool { return h.Less(m.ranges[i].start) })
 	if i == 0 {
 		return nil
 	}
 	r := &m.ranges[i-1]
-	if r.end.less(h) {
+	if r.end.Less(h) {
 		return nil
 	}
 	return r.shard

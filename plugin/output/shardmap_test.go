@@ -1,7 +1,6 @@
 package output
 
 import (
-	"math/big"
 	"testing"
 )
 
@@ -84,7 +83,7 @@ func TestShardMapGapAndOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	for h, want := range map[uint64]string{0: "lo", 10: "lo", 11: "", 20: "", 21: "hi", 1 << 63: "hi"} {
-		got := m.lookup(hashKey{lo: h})
+		got := m.lookup(hashKey{Lo: h})
 		switch {
 		case want == "" && got != nil:
 			t.Errorf("lookup(%d) = %s, want none", h, got.id)
@@ -98,69 +97,6 @@ func TestShardMapGapAndOrder(t *testing.T) {
 	if _, err := newShardMap([]shardBounds{{"x", "0", "nope"}}, testStates()); err == nil {
 		t.Error("a non-numeric bound was accepted")
 	}
-}
-
-func TestParseHashKey(t *testing.T) {
-	for _, c := range []struct {
-		in string
-		ok bool
-	}{
-		{"0", true},
-		{"1", true},
-		{"18446744073709551615", true},
-		{"18446744073709551616", true},
-		{"340282366920938463463374607431768211455", true},
-		{"340282366920938463463374607431768211456", false},
-		{"999999999999999999999999999999999999999", false},
-		{"3402823669209384634633746074317682114550", false},
-		{"", false},
-		{"-1", false},
-		{"12a", false},
-		{" 1", false},
-	} {
-		got, err := parseHashKey(c.in)
-		if (err == nil) != c.ok {
-			t.Errorf("parseHashKey(%q) error = %v, want ok=%v", c.in, err, c.ok)
-			continue
-		}
-		if c.ok {
-			if want := bigHash(t, c.in); got != want {
-				t.Errorf("parseHashKey(%q) = %v, want %v", c.in, got, want)
-			}
-		}
-	}
-}
-
-func bigHash(t testing.TB, s string) hashKey {
-	b, ok := new(big.Int).SetString(s, 10)
-	if !ok {
-		t.Fatalf("bad decimal %q", s)
-	}
-	lo := new(big.Int).And(b, new(big.Int).SetUint64(^uint64(0)))
-	hi := new(big.Int).Rsh(b, 64)
-	return hashKey{hi: hi.Uint64(), lo: lo.Uint64()}
-}
-
-// FuzzParseHashKey checks the parser against math/big on any input.
-func FuzzParseHashKey(f *testing.F) {
-	for _, s := range []string{"0", "340282366920938463463374607431768211455", "340282366920938463463374607431768211456", "", "x1", "00001"} {
-		f.Add(s)
-	}
-	limit := new(big.Int).Lsh(big.NewInt(1), 128)
-	f.Fuzz(func(t *testing.T, s string) {
-		got, err := parseHashKey(s)
-		b, ok := new(big.Int).SetString(s, 10)
-		valid := ok && len(s) <= 39 && b.Sign() >= 0 && b.Cmp(limit) < 0 && s[0] != '+' && s[0] != '-'
-		for i := 0; valid && i < len(s); i++ {
-			valid = s[i] >= '0' && s[i] <= '9'
-		}
-		if valid != (err == nil) {
-			t.Fatalf("parseHashKey(%q) error = %v, math/big says valid=%v", s, err, valid)
-		}
-		if valid && got != bigHash(t, s) {
-			t.Fatalf("parseHashKey(%q) = %v, want %v", s, got, bigHash(t, s))
-		}
-	})
 }
 
 func TestCheckPartitionKey(t *testing.T) {

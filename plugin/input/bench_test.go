@@ -633,31 +633,9 @@ func (w *benchWorker) shardsSeen() []string {
 	return out
 }
 
-// benchProduce puts 40 records every 50 ms (800 records/s, every shard) into a
-// kinesalite stream until the benchmark ends.
+// benchProduce is produceKinesalite until the benchmark ends.
 func benchProduce(tb testing.TB, kc *kinesis.Client, stream string) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		n := 0
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			entries := make([]types.PutRecordsRequestEntry, 40)
-			for i := range entries {
-				entries[i] = types.PutRecordsRequestEntry{Data: []byte(strconv.Itoa(n)), PartitionKey: aws.String("k" + strconv.Itoa(n%101))}
-				n++
-			}
-			_, _ = kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: entries})
-		}
-	}()
-	tb.Cleanup(func() { cancel(); <-done })
+	tb.Cleanup(produceKinesalite(kc, stream))
 }
 
 // benchPoll waits, checking every 10 ms, until cond holds, and returns when it

@@ -1064,7 +1064,7 @@ func benchCrashWith(b *testing.B, kc *kinesis.Client, dc *dynamodb.Client, lease
 }
 
 // produceKinesalite puts 40 records every 50 ms (800 records/s, every shard) into a
-// kinesalite stream, as benchProduce, until the returned stop is called.
+// kinesalite stream until the returned stop is called.
 func produceKinesalite(kc *kinesis.Client, stream string) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -91,6 +91,9 @@ type WorkerRow struct {
 	// Name is the worker's human-readable name ("host:pid", informational); empty in rows
 	// written before it existed.
 	Name string
+	// LeasePeriod is the lease period the worker runs with (AttrLeasePeriodMs); 0 in rows
+	// written before it existed.
+	LeasePeriod time.Duration
 }
 
 // Leases returns every shard row of stream (the partition StreamID = stream), read with
@@ -190,8 +193,9 @@ func (t *Table) get(ctx context.Context, stream, shard string) (Lease, error) {
 }
 
 // Heartbeat writes this worker's row: Heartbeat = counter, Streams (informational), Started (the
-// time the Table was made), WorkerName (informational, see WithWorkerName). The caller bumps
-// counter every heartbeat period; observers judge liveness by seeing it change.
+// time the Table was made), WorkerName (informational, see WithWorkerName), LeasePeriodMs (the
+// WithLeasePeriod of the handle). The caller bumps counter every heartbeat period; observers
+// judge liveness by seeing it change.
 func (t *Table) Heartbeat(ctx context.Context, counter int64, streams []string) error {
 	item := map[string]types.AttributeValue{
 		AttrStreamID:  &types.AttributeValueMemberS{Value: WorkersPartition},
@@ -202,6 +206,7 @@ func (t *Table) Heartbeat(ctx context.Context, counter int64, streams []string) 
 	if t.workerName != "" {
 		item[AttrWorkerName] = &types.AttributeValueMemberS{Value: t.workerName}
 	}
+	item[AttrLeasePeriodMs] = numberAttr(t.leasePeriod.Milliseconds())
 	// A string set can be neither empty nor hold duplicates.
 	ss := slices.Clone(streams)
 	slices.Sort(ss)
@@ -350,6 +355,13 @@ func parseWorker(item map[string]types.AttributeValue) (WorkerRow, error) {
 	}
 	if w.Name, _, err = str(item, AttrWorkerName); err != nil {
 		return bad(err)
+	}
+	ms, ok, err := integer(item, AttrLeasePeriodMs)
+	if err != nil {
+		return bad(err)
+	}
+	if ok && ms > 0 {
+		w.LeasePeriod = time.Duration(ms) * time.Millisecond
 	}
 	return w, nil
 }

@@ -318,3 +318,30 @@ func TestRemoveDeadWorkerOnlyWhileStill(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The heartbeat writes the handle's lease period into the worker row (for tools that judge
+// liveness from the rows); a row written before it existed reads as 0.
+func TestWorkerRowLeasePeriod(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxOf(t)
+	w := e.worker("with-lease", WithLeasePeriod(20*time.Second))
+	if err := w.Heartbeat(ctx, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.put(map[string]types.AttributeValue{
+		AttrStreamID:  &types.AttributeValueMemberS{Value: WorkersPartition},
+		AttrShardID:   &types.AttributeValueMemberS{Value: "without-lease"},
+		AttrHeartbeat: &types.AttributeValueMemberN{Value: "3"},
+	})
+	workers, err := e.w1.Workers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]time.Duration{}
+	for _, r := range workers {
+		got[r.ID] = r.LeasePeriod
+	}
+	if got["with-lease"] != 20*time.Second || got["without-lease"] != 0 {
+		t.Errorf("lease periods %v, want with-lease 20s, without-lease 0", got)
+	}
+}

@@ -38,6 +38,10 @@ const (
 	// AttrWorkerName is the worker row's human-readable name ("host:pid"), which maps an owner
 	// id to a host or pod. Not "Name": a DynamoDB reserved word, awkward in expressions.
 	AttrWorkerName = "WorkerName"
+	// AttrLeasePeriodMs is the worker's lease period in milliseconds, written with each
+	// heartbeat: a tool that judges liveness from the worker rows (kinesis leases) reads it
+	// instead of guessing the fleet's lease_period.
+	AttrLeasePeriodMs = "LeasePeriodMs"
 )
 
 // MaxWorkerNameBytes bounds the worker name written with each heartbeat, so that the worker

@@ -21,7 +21,7 @@ import (
 )
 
 // defaultLeasePeriod is the inputs' default lease_period: the liveness of workers is judged
-// with it unless --lease-period says otherwise.
+// with it, or with --lease-period, unless their worker rows say a longer one.
 const defaultLeasePeriod = 3500 * time.Millisecond
 
 // oldestStart is the StartAt written for "from the oldest record": AT_TIMESTAMP with a time
@@ -37,8 +37,9 @@ func (o options) leasesCommand() *cli.Command {
 		Description: "Without a sub-command, the same as `leases list`.\n\n" +
 			"Liveness is judged as the inputs judge it, from the heartbeats of the worker rows: a worker whose\n" +
 			"counter changes is alive, one whose counter stands still for --lease-period (less three quarters of\n" +
-			"a heartbeat) is dead. Give --lease-period when the inputs do not use the default lease_period (3.5s):\n" +
-			"with a shorter one, a live worker of a fleet with a longer period may be judged dead.",
+			"a heartbeat) is dead. Each worker row says the lease_period its worker runs with, and the longest\n" +
+			"of those and --lease-period (default 3.5s) is used. Give --lease-period only for workers whose rows\n" +
+			"do not say it (written by an older version) and that run with a lease_period other than 3.5s.",
 		Flags:  list,
 		Action: o.leasesListAction,
 		Subcommands: []*cli.Command{
@@ -115,7 +116,7 @@ func (o options) leaseFlags(one bool) []cli.Flag {
 	return append(commonFlags(),
 		&cli.StringFlag{Name: "table", Usage: "the inputs' DynamoDB table (dynamodb.table)"},
 		stream,
-		&cli.DurationFlag{Name: "lease-period", Usage: "the inputs' lease_period, to judge which workers are alive", Value: defaultLeasePeriod},
+		&cli.DurationFlag{Name: "lease-period", Usage: "the inputs' lease_period, to judge which workers are alive (a longer one written in their worker rows wins)", Value: defaultLeasePeriod},
 	)
 }
 
@@ -274,11 +275,30 @@ func (ls *leaseSession) watch(ctx context.Context, views []shardView) (map[strin
 			owners = append(owners, v.Row.ClientID)
 		}
 	}
+	lp, err := ls.fleetLeasePeriod(ctx)
+	if err != nil {
+		return nil, err
+	}
 	// The watch ends within a lease period and a few reads; the bound only guards against a
 	// table that stops answering.
-	wctx, cancel := context.WithTimeout(ctx, 3*ls.leasePeriod+30*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, 3*lp+30*time.Second)
 	defer cancel()
-	return ls.table.WatchWorkers(wctx, owners, ls.leasePeriod, ls.poll)
+	return ls.table.WatchWorkers(wctx, owners, lp, ls.poll)
+}
+
+// fleetLeasePeriod is the lease period to judge the workers with: --lease-period, or the longest
+// a worker row says its worker runs with (rows written since they carry it), whichever is longer.
+// Longer is the safe side: a worker is judged dead later, never while it may still deliver.
+func (ls *leaseSession) fleetLeasePeriod(ctx context.Context) (time.Duration, error) {
+	rows, err := ls.table.Workers(ctx)
+	if err != nil {
+		return 0, err
+	}
+	lp := ls.leasePeriod
+	for _, w := range rows {
+		lp = max(lp, w.LeasePeriod)
+	}
+	return lp, nil
 }
 
 // --- list ----------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 package opscli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/benthos-kinesis/benthos-kinesis/checkpointer"
 	"github.com/benthos-kinesis/benthos-kinesis/internal/kinesisapi"
@@ -321,5 +323,33 @@ func TestPlaceFencesTheOwner(t *testing.T) {
 	}
 	if got := e.row(shardID(0)); got.SequenceNumber != "150" {
 		t.Errorf("checkpoint = %s, want 150", got.SequenceNumber)
+	}
+}
+
+// A worker of a fleet with a longer lease_period than --lease-period beats less often than the
+// tool's own period allows: its row says its lease period, and the tool judges it with that. It
+// beats once now and once 4 s later (its heartbeat period is a third of 20 s); judged with the
+// --lease-period of the test (1 s), it would be dead long before its second beat.
+func TestLeasesListJudgesWithTheRowsLeasePeriod(t *testing.T) {
+	t.Parallel()
+	e := newLenv(t, 1)
+	slow := e.worker("slow-worker", checkpointer.WithLeasePeriod(20*time.Second))
+	if err := slow.Heartbeat(t.Context(), 1, []string{e.stream}); err != nil {
+		t.Fatal(err)
+	}
+	second := time.AfterFunc(4*time.Second, func() {
+		if err := slow.Heartbeat(context.Background(), 2, []string{e.stream}); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Cleanup(func() { second.Stop() })
+	e.claim(slow, shardID(0))
+
+	var got listOut
+	if err := e.runJSON(&got, "leases", "list", "--table", e.table, "--stream", e.stream); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Leases) != 1 || got.Leases[0].OwnerAlive == nil || !*got.Leases[0].OwnerAlive {
+		t.Fatalf("leases %+v: slow-worker should be judged alive", got.Leases)
 	}
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # dist.sh (make dist): static release binaries of benthos-kinesis for linux and darwin on amd64
 # and arm64, each in dist/benthos-kinesis_<version>_<os>_<arch>.tar.gz with LICENSE, README.md,
-# CHANGELOG.md and THIRD_PARTY_LICENSES (the licence and NOTICE files of Go and of every module
+# CHANGELOG.md, docs/, the config examples (config/examples/*.yaml), the IAM policies and table
+# templates (resources/iam, resources/table) and THIRD_PARTY_LICENSES (the licence and NOTICE files of Go and of every module
 # linked into the binary: its BSD, MIT and Apache-2.0 parts ask for them to travel with it), then
 # dist/SHA256SUMS (check with `cd dist && sha256sum -c SHA256SUMS`).
 #
@@ -74,6 +75,11 @@ for platform in $PLATFORMS; do
     -ldflags "-s -w -X main.version=$VERSION -X main.commit=$COMMIT -X main.dateBuilt=$DATE_BUILT" \
     -o "$dir/$NAME" ./cmd/benthos-kinesis
   cp LICENSE README.md CHANGELOG.md "$dir/"
+  # What the README points a newcomer to: the guides, the examples, the policies and the table.
+  mkdir -p "$dir/config/examples" "$dir/resources"
+  cp -R docs "$dir/"
+  cp config/examples/*.yaml "$dir/config/examples/"
+  cp -R resources/iam resources/table "$dir/resources/"
   third_party_licenses "$goos" "$goarch" >"$dir/THIRD_PARTY_LICENSES"
   # Owner and group 0, files in name order: the archive does not depend on who built it.
   tar -C "$work" --owner=0 --group=0 --numeric-owner --sort=name -czf "$OUT/$base.tar.gz" "$base"

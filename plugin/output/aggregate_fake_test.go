@@ -55,7 +55,7 @@ func readBack(t *testing.T, srv *kinesisfake.Server, stream string, w *kinesisWr
 				if err != nil {
 					t.Fatal(err)
 				}
-				if s := m.lookup(hashKey{Hi: h.Hi, Lo: h.Lo}); s == nil || s.id != shard {
+				if s := m.lookup(h); s == nil || s.id != shard {
 					t.Fatalf("user record %q of key %q aggregated on shard %s, which does not own its hash key", u.Data[:12], u.PartitionKey, shard)
 				}
 				users = append(users, landedUser{shard: shard, key: u.PartitionKey, data: string(u.Data), aggregated: true})

@@ -1,11 +1,7 @@
 package output_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,113 +10,22 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	_ "github.com/redpanda-data/benthos/v4/public/components/io"
-	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
-	"github.com/benthos-kinesis/benthos-kinesis/internal/components"
+	"github.com/benthos-kinesis/benthos-kinesis/internal/configtest"
 	"github.com/benthos-kinesis/benthos-kinesis/internal/testenv"
 )
 
 // createExpr is what a user types to start a config that writes a stream.
 const createExpr = "stdin//aws_kinesis"
 
-// created is what `benthos-kinesis create stdin//aws_kinesis` prints: the
-// binary's CLI, built from the input's testdata/createcli (create writes to
-// the process's stdout, so it cannot run in this process).
-func created(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "benthos-kinesis")
-	if out, err := exec.Command("go", "build", "-o", bin, "../input/testdata/createcli").CombinedOutput(); err != nil {
-		t.Fatalf("build createcli: %v\n%s", err, out)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(bin, "create", createExpr)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("create %s: %v\n%s", createExpr, err, stderr.String())
-	}
-	return stdout.String()
-}
-
-// newEnv is the binary's environment: the core pure and io components and
-// this project's.
-func newEnv(t *testing.T) *service.Environment {
-	t.Helper()
-	env := service.NewEnvironment()
-	if err := components.Register(env); err != nil {
-		t.Fatal(err)
-	}
-	return env
-}
-
-// lintConfig lints a whole config file's text as `benthos-kinesis lint`
-// does, and returns what each lint says.
-func lintConfig(t *testing.T, env *service.Environment, yaml string) []string {
-	t.Helper()
-	err := env.NewStreamBuilder().SetYAML(yaml)
-	if err == nil {
-		return nil
-	}
-	var lints service.LintError
-	if !errors.As(err, &lints) {
-		t.Fatalf("config does not parse: %v", err)
-	}
-	var whats []string
-	for _, l := range lints {
-		whats = append(whats, l.What)
-	}
-	return whats
-}
-
-// replaceLine replaces the one line of doc that is exactly old (indentation
-// included) with repl, so that a test states each edit it makes to a printed
-// config and no other.
-func replaceLine(t *testing.T, doc, old, repl string) string {
-	t.Helper()
-	lines := strings.Split(doc, "\n")
-	at := -1
-	for i, l := range lines {
-		if l == old {
-			if at >= 0 {
-				t.Fatalf("line %q appears more than once", old)
-			}
-			at = i
-		}
-	}
-	if at < 0 {
-		t.Fatalf("line %q not found in:\n%s", old, doc)
-	}
-	lines[at] = repl
-	return strings.Join(lines, "\n")
-}
-
-// section is the component under a top-level key of a config (e.g.
-// output:), dedented to stand alone.
-func section(t *testing.T, doc, key string) string {
-	t.Helper()
-	_, rest, ok := strings.Cut(doc, "\n"+key+":\n")
-	if !ok {
-		t.Fatalf("config has no %s section", key)
-	}
-	var out []string
-	for _, l := range strings.Split(rest, "\n") {
-		if l != "" && !strings.HasPrefix(l, " ") {
-			break // the next top-level key
-		}
-		out = append(out, strings.TrimPrefix(l, "  "))
-	}
-	return strings.Join(out, "\n")
-}
-
 // The config `create` prints lints as it is, and then runs against the
 // emulators with every field at its printed default but the stream and the
 // endpoint: one message is written.
 func TestCreateOutputConfigLintsAndRuns(t *testing.T) {
-	env := newEnv(t)
-	printed := created(t)
-	if lints := lintConfig(t, env, printed); len(lints) > 0 {
+	env := configtest.Env(t)
+	printed := configtest.Created(t, createExpr)
+	if lints := configtest.Lint(t, env, printed); len(lints) > 0 {
 		t.Fatalf("lints of the printed config: %q\n%s", lints, printed)
 	}
 	// Optional fields print their defaults, never their examples.
@@ -136,9 +41,9 @@ func TestCreateOutputConfigLintsAndRuns(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 	t.Setenv("AWS_REGION", "us-east-1")
-	doc := replaceLine(t, printed, "    stream: foo # No default (required)", "    stream: "+stream)
-	doc = replaceLine(t, doc, `    endpoint: ""`, "    endpoint: "+testenv.KinesaliteEndpoint(t))
-	if lints := lintConfig(t, env, doc); len(lints) > 0 {
+	doc := configtest.ReplaceLine(t, printed, "    stream: foo # No default (required)", "    stream: "+stream)
+	doc = configtest.ReplaceLine(t, doc, `    endpoint: ""`, "    endpoint: "+testenv.KinesaliteEndpoint(t))
+	if lints := configtest.Lint(t, env, doc); len(lints) > 0 {
 		t.Fatalf("lints: %q", lints)
 	}
 
@@ -150,7 +55,7 @@ func TestCreateOutputConfigLintsAndRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sb.AddOutputYAML(section(t, doc, "output")); err != nil {
+	if err := sb.AddOutputYAML(configtest.Section(t, doc, "output")); err != nil {
 		t.Fatalf("output config: %v", err)
 	}
 	st, err := sb.Build()

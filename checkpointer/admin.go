@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
@@ -76,29 +74,14 @@ func (t *Table) Place(ctx context.Context, observed Lease, p Placement) (Lease, 
 		if p.Finished {
 			item[AttrFinished] = &types.AttributeValueMemberBOOL{Value: true}
 		}
-		_, err := t.api.PutItem(ctx, &dynamodb.PutItemInput{
-			TableName:                aws.String(t.name),
-			Item:                     item,
-			ConditionExpression:      aws.String("attribute_not_exists(#sh)"),
-			ExpressionAttributeNames: map[string]string{"#sh": AttrShardID},
-		})
-		if err != nil {
+		if err := t.putNew(ctx, item); err != nil {
 			return t.failed(ctx, op, stream, shard, err, ErrClaimConflict, nil)
 		}
 		return parseLease(item)
 	}
 
 	var e expr
-	if observed.ClientID == "" {
-		e.cond("attribute_not_exists(" + e.name(AttrClientID) + ")")
-	} else {
-		e.cond(e.name(AttrClientID) + " = " + e.value("owner", sAttr(observed.ClientID)))
-	}
-	if observed.HasEpoch {
-		e.cond(e.name(AttrEpoch) + " = " + e.value("epoch", numberAttr(observed.Epoch)))
-	} else {
-		e.cond("attribute_not_exists(" + e.name(AttrEpoch) + ")")
-	}
+	e.asObserved(observed)
 	if !p.IgnoreCheckpoint {
 		e.condString(AttrSequenceNumber, "oldseq", observed.SequenceNumber)
 		if observed.SubSequence == nil {

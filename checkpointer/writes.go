@@ -47,13 +47,7 @@ func (t *Table) Claim(ctx context.Context, stream, shard string, observed Lease)
 		item[AttrClientID] = &types.AttributeValueMemberS{Value: t.worker}
 		item[AttrEpoch] = numberAttr(next)
 		item[AttrLeaseTimeout] = &types.AttributeValueMemberS{Value: timeout}
-		_, err := t.api.PutItem(ctx, &dynamodb.PutItemInput{
-			TableName:                aws.String(t.name),
-			Item:                     item,
-			ConditionExpression:      aws.String("attribute_not_exists(#sh)"),
-			ExpressionAttributeNames: map[string]string{"#sh": AttrShardID},
-		})
-		if err != nil {
+		if err := t.putNew(ctx, item); err != nil {
 			return t.failed(ctx, op, stream, shard, err, ErrClaimConflict, mine)
 		}
 		l, err := parseLease(item)
@@ -64,16 +58,7 @@ func (t *Table) Claim(ctx context.Context, stream, shard string, observed Lease)
 	}
 
 	var e expr
-	if observed.ClientID == "" {
-		e.cond("attribute_not_exists(" + e.name(AttrClientID) + ")")
-	} else {
-		e.cond(e.name(AttrClientID) + " = " + e.value("owner", sAttr(observed.ClientID)))
-	}
-	if observed.HasEpoch {
-		e.cond(e.name(AttrEpoch) + " = " + e.value("epoch", numberAttr(observed.Epoch)))
-	} else {
-		e.cond("attribute_not_exists(" + e.name(AttrEpoch) + ")")
-	}
+	e.asObserved(observed)
 	e.setOwner(t.worker, next, timeout)
 	e.removeHandoff()
 	return t.update(ctx, op, stream, shard, &e, ErrClaimConflict, mine)
@@ -326,6 +311,32 @@ func (e *expr) value(ph string, v types.AttributeValue) string {
 func (e *expr) set(s string)    { e.sets = append(e.sets, s) }
 func (e *expr) remove(s string) { e.rems = append(e.rems, s) }
 func (e *expr) cond(s string)   { e.conds = append(e.conds, s) }
+
+// asObserved is the condition that a row's owner and epoch are still as observed: the same
+// ClientID (or none) and the same Epoch (or none: a new row, or one written by the built-in).
+func (e *expr) asObserved(observed Lease) {
+	if observed.ClientID == "" {
+		e.cond("attribute_not_exists(" + e.name(AttrClientID) + ")")
+	} else {
+		e.cond(e.name(AttrClientID) + " = " + e.value("owner", sAttr(observed.ClientID)))
+	}
+	if observed.HasEpoch {
+		e.cond(e.name(AttrEpoch) + " = " + e.value("epoch", numberAttr(observed.Epoch)))
+	} else {
+		e.cond("attribute_not_exists(" + e.name(AttrEpoch) + ")")
+	}
+}
+
+// putNew writes the row item of a shard that has none yet, on condition that it still has none.
+func (t *Table) putNew(ctx context.Context, item map[string]types.AttributeValue) error {
+	_, err := t.api.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                aws.String(t.name),
+		Item:                     item,
+		ConditionExpression:      aws.String("attribute_not_exists(#sh)"),
+		ExpressionAttributeNames: map[string]string{"#sh": AttrShardID},
+	})
+	return err
+}
 
 // ownedBy is the condition of the owner's writes: ClientID = me AND Epoch = mine.
 func (e *expr) ownedBy(me string, epoch int64) {
